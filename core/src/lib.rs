@@ -1,0 +1,45 @@
+//! `spamlens-core`: what the native and the WebAssembly runtimes share.
+//!
+//! Image bytes are decoded within [`DecodeLimits`] ([`decode`]), turned into the backbone's input
+//! tensor by the one preprocessing implementation ([`preprocess`]), and run through an ONNX graph
+//! with tract ([`model`]). There is no file or network I/O here: callers hand in bytes and names.
+
+pub mod decode;
+pub mod error;
+pub mod model;
+pub mod preprocess;
+
+pub use decode::{DecodeLimits, DecodedImage, ImageFormatName, decode_rgb, detect_format};
+pub use error::{Error, Result};
+pub use model::{Model, ModelOptions, ModelOutputs, OutputTensor};
+pub use preprocess::Preprocessing;
+
+/// The name of the 2048-d feature output of the spamlens backbone graph.
+pub const FEATURES_OUTPUT: &str = "features";
+/// The width of the backbone's feature vector.
+pub const FEATURE_DIM: usize = 2048;
+
+/// An image decoded and preprocessed into one input tensor, with what was learnt on the way.
+#[derive(Debug, Clone)]
+pub struct PreparedImage {
+    /// `3 × crop × crop` normalised floats, channel-major.
+    pub tensor: Vec<f32>,
+    /// Width of the decoded image in pixels.
+    pub width: u32,
+    /// Height of the decoded image in pixels.
+    pub height: u32,
+    /// Detected container format.
+    pub format: ImageFormatName,
+}
+
+/// Decodes `bytes` (called `input` in errors) and preprocesses them for the backbone.
+pub fn prepare_image(
+    bytes: &[u8],
+    input: &str,
+    limits: &DecodeLimits,
+    preprocessing: &Preprocessing,
+) -> Result<PreparedImage> {
+    let decoded = decode_rgb(bytes, input, limits)?;
+    let tensor = preprocessing.tensor(&decoded.rgb, input)?;
+    Ok(PreparedImage { tensor, width: decoded.width(), height: decoded.height(), format: decoded.format })
+}

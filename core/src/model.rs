@@ -1,0 +1,304 @@
+//! Loading and running ONNX models with tract.
+//!
+//! A [`Model`] is parsed once, optimised with a symbolic batch dimension `N`, and then shared by
+//! reference between threads: [`Model::run`] takes `&self`, and each call gets its own tract state,
+//! so a server or a feature extractor can run several batches at once on one loaded model.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// How a model is prepared for running.
+#[derive(Debug, Clone, Default)]
+pub struct ModelOptions {
+    /// Threads tract may use inside one inference (matrix products split across a private pool).
+    /// `None` or `Some(1)` runs each inference on the calling thread, which is the better choice
+    /// when several inferences already run in parallel. Ignored on WebAssembly.
+    pub intra_op_threads: Option<usize>,
+    /// Compute only these outputs (by ONNX name), in this order. `None` keeps all graph outputs.
+    pub outputs: Option<Vec<String>>,
+}
+
+/// A loaded, optimised ONNX model with one float input whose first dimension is the batch.
+#[derive(Debug)]
+pub struct Model {
+    name: String,
+    plan: Arc<TypedRunnableModel>,
+    input_name: String,
+    /// Input dimensions after the batch dimension, e.g. `[3, 224, 224]` or `[2048]`.
+    input_dims: Vec<usize>,
+    output_names: Vec<String>,
+    metadata: BTreeMap<String, String>,
+    sha256: String,
+}
+
+/// The outputs of one [`Model::run`]: f32 tensors by name, each with the batch as first dimension.
+#[derive(Debug, Clone)]
+pub struct ModelOutputs {
+    model: String,
+    names: Vec<String>,
+    tensors: Vec<OutputTensor>,
+}
+
+/// One output tensor: a shape and its values in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputTensor {
+    /// The tensor's shape; `shape[0]` is the batch size.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<f32>,
+}
+
+impl OutputTensor {
+    /// Number of values per batch item (the product of the shape after the batch dimension).
+    pub fn row_len(&self) -> usize {
+        self.shape.iter().skip(1).product()
+    }
+
+    /// The values of batch item `index`, or `None` past the end of the batch.
+    pub fn row(&self, index: usize) -> Option<&[f32]> {
+        let len = self.row_len();
+        self.values.get(index * len..(index + 1) * len)
+    }
+
+    /// Iterates over batch items.
+    pub fn rows(&self) -> impl Iterator<Item = &[f32]> {
+        self.values.chunks_exact(self.row_len().max(1))
+    }
+}
+
+impl ModelOutputs {
+    /// The output named `name`.
+    pub fn get(&self, name: &str) -> Result<&OutputTensor> {
+        self.names.iter().position(|n| n == name).map(|i| &self.tensors[i]).ok_or_else(|| {
+            Error::NoSuchOutput {
+                model: self.model.clone(),
+                name: name.to_owned(),
+                available: self.names.join(", "),
+            }
+        })
+    }
+
+    /// Takes the output named `name` out of the set.
+    pub fn take(mut self, name: &str) -> Result<OutputTensor> {
+        let index = self.names.iter().position(|n| n == name).ok_or_else(|| Error::NoSuchOutput {
+            model: self.model.clone(),
+            name: name.to_owned(),
+            available: self.names.join(", "),
+        })?;
+        Ok(self.tensors.swap_remove(index))
+    }
+
+    /// Output names in graph order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+impl Model {
+    /// Parses, checks and optimises ONNX `bytes`; `name` is used in every error about this model.
+    pub fn from_bytes(bytes: &[u8], name: &str, options: &ModelOptions) -> Result<Self> {
+        let load_error = |reason: String| Error::ModelLoad { model: name.to_owned(), reason };
+        let signature_error = |reason: String| Error::ModelSignature { model: name.to_owned(), reason };
+        if bytes.is_empty() {
+            return Err(load_error("empty file (0 bytes)".into()));
+        }
+        let proto = pb::ModelProto::decode(bytes)
+            .map_err(|e| load_error(format!("not an ONNX protobuf ({e})")))?;
+        let graph = proto.graph.as_ref().ok_or_else(|| load_error("the ONNX file has no graph".into()))?;
+        if graph.node.is_empty() {
+            return Err(load_error("the ONNX graph has no nodes".into()));
+        }
+        let metadata: BTreeMap<String, String> =
+            proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+
+        // Graph inputs that are not initialisers are what the caller must feed.
+        let initialisers: std::collections::HashSet<&str> =
+            graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> =
+            graph.input.iter().filter(|i| !initialisers.contains(i.name.as_str())).collect();
+        let [input] = inputs.as_slice() else {
+            return Err(signature_error(format!(
+                "expected exactly one input tensor, found {} ({})",
+                inputs.len(),
+                inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let input_dims = per_item_dims(input).map_err(signature_error)?;
+        let input_name = input.name.clone();
+        let graph_outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+
+        let mut model = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(|e| load_error(format!("{e:#}")))?;
+        drop(proto);
+
+        let batch = model.symbols.sym("N");
+        let mut shape: TVec<TDim> = tvec![batch.into()];
+        shape.extend(input_dims.iter().map(|&d| TDim::from(d)));
+        model
+            .set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
+            .map_err(|e| signature_error(format!("{e:#}")))?;
+
+        let output_names = match &options.outputs {
+            None => graph_outputs,
+            Some(wanted) => {
+                let all = model.output_outlets().map_err(|e| load_error(format!("{e:#}")))?.to_vec();
+                let mut selected = Vec::with_capacity(wanted.len());
+                for wanted_name in wanted {
+                    let index = graph_outputs.iter().position(|o| o == wanted_name).ok_or_else(|| {
+                        Error::NoSuchOutput {
+                            model: name.to_owned(),
+                            name: wanted_name.clone(),
+                            available: graph_outputs.join(", "),
+                        }
+                    })?;
+                    selected.push(all[index]);
+                }
+                model.select_output_outlets(&selected).map_err(|e| load_error(format!("{e:#}")))?;
+                wanted.clone()
+            }
+        };
+
+        let optimised = model.into_optimized().map_err(|e| load_error(format!("{e:#}")))?;
+        let run_options = RunOptions { executor: executor(options.intra_op_threads), ..Default::default() };
+        let plan = optimised
+            .into_runnable_with_options(&run_options)
+            .map_err(|e| load_error(format!("{e:#}")))?;
+
+        Ok(Model {
+            name: name.to_owned(),
+            plan,
+            input_name,
+            input_dims,
+            output_names,
+            metadata,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        })
+    }
+
+    /// The name given at load time (used in errors).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `metadata_props` of the ONNX file.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// The sha256 (hex) of the ONNX bytes this model was loaded from.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The input tensor's name.
+    pub fn input_name(&self) -> &str {
+        &self.input_name
+    }
+
+    /// Input dimensions after the batch dimension, e.g. `[3, 224, 224]`.
+    pub fn input_dims(&self) -> &[usize] {
+        &self.input_dims
+    }
+
+    /// Number of f32 values one batch item takes in the input.
+    pub fn values_per_item(&self) -> usize {
+        self.input_dims.iter().product()
+    }
+
+    /// Output names, in the order [`run`](Self::run) returns them.
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    /// Runs one batch: `input` holds `batch` items of [`values_per_item`](Self::values_per_item)
+    /// floats each, row-major.
+    pub fn run(&self, input: Vec<f32>, batch: usize) -> Result<ModelOutputs> {
+        let per_item = self.values_per_item();
+        if batch == 0 || input.len() != batch * per_item {
+            return Err(Error::BatchShape { model: self.name.clone(), got: input.len(), batch, per_image: per_item });
+        }
+        let inference_error = |reason: String| Error::Inference { model: self.name.clone(), reason };
+        let mut shape = Vec::with_capacity(self.input_dims.len() + 1);
+        shape.push(batch);
+        shape.extend_from_slice(&self.input_dims);
+        let tensor = tract_ndarray::ArrayD::from_shape_vec(shape, input)
+            .map_err(|e| inference_error(e.to_string()))?
+            .into_tensor();
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(|e| inference_error(format!("{e:#}")))?;
+        if outputs.len() != self.output_names.len() {
+            return Err(inference_error(format!(
+                "graph returned {} outputs, expected {}",
+                outputs.len(),
+                self.output_names.len()
+            )));
+        }
+        let mut tensors = Vec::with_capacity(outputs.len());
+        for (value, name) in outputs.into_iter().zip(&self.output_names) {
+            let view = (*value)
+                .to_plain_array_view::<f32>()
+                .map_err(|e| inference_error(format!("output {name} is not f32: {e}")))?;
+            tensors.push(OutputTensor { shape: view.shape().to_vec(), values: view.iter().copied().collect() });
+        }
+        Ok(ModelOutputs { model: self.name.clone(), names: self.output_names.clone(), tensors })
+    }
+}
+
+/// The fixed dimensions after the batch dimension of a graph input (which must be f32).
+fn per_item_dims(input: &pb::ValueInfoProto) -> Result<Vec<usize>, String> {
+    use pb::type_proto::Value;
+    let name = &input.name;
+    let Some(Value::TensorType(tensor)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Err(format!("input '{name}' is not a tensor"));
+    };
+    if tensor.elem_type != pb::tensor_proto::DataType::Float as i32 {
+        return Err(format!("input '{name}' has element type {}, expected float32", tensor.elem_type));
+    }
+    let dims = tensor.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+    if dims.len() < 2 {
+        return Err(format!("input '{name}' has rank {}, expected a batch dimension and more", dims.len()));
+    }
+    dims[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match d.value {
+            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Ok(v as usize),
+            _ => Err(format!("input '{name}' dimension {} is not a fixed positive size", i + 1)),
+        })
+        .collect()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn executor(threads: Option<usize>) -> Option<tract_onnx::prelude::tract_linalg::multithread::Executor> {
+    use tract_onnx::prelude::tract_linalg::multithread::Executor;
+    match threads {
+        Some(n) if n > 1 => Some(Executor::multithread(n)),
+        _ => Some(Executor::SingleThread),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn executor(_threads: Option<usize>) -> Option<tract_onnx::prelude::tract_linalg::multithread::Executor> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_a_named_load_error() {
+        let err = Model::from_bytes(b"\x08\x07garbage\xff\xff", "junk.onnx", &ModelOptions::default())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("model junk.onnx: cannot load"), "{err}");
+        let err = Model::from_bytes(&[], "empty.onnx", &ModelOptions::default()).unwrap_err();
+        assert_eq!(err.to_string(), "model empty.onnx: cannot load: empty file (0 bytes)");
+    }
+}

@@ -1,0 +1,256 @@
+//! RGB8 image → the normalised NCHW f32 tensor the backbone expects.
+//!
+//! The recipe is the one `../shared/models/PROVENANCE.md` documents for the pretrained ResNet-50
+//! (torchvision's `Resize(256)` + `CenterCrop(224)` + `Normalize`): shorter side → 256 with an
+//! antialiased bilinear filter (aspect kept, smaller images upscaled), centre crop 224×224, /255,
+//! minus mean, over std, channel-major. It lives here, and only here, so the trainer, the native
+//! runtime and the WebAssembly runtime produce identical tensors.
+//!
+//! Resizing uses `fast_image_resize` (SIMD; Pillow's convolution algorithm, so it matches the
+//! PIL-based reference). Instead of resizing the whole image and then cropping, the crop box is
+//! mapped back to source coordinates and only that region is resampled: the filter taps are the
+//! same, but a 10000×3 strip no longer needs a 853333×256 intermediate.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+
+use crate::error::{Error, Result};
+
+/// The preprocessing contract of a backbone: how an RGB image becomes one input tensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocessing {
+    /// The shorter side is resized to this many pixels (bilinear, aspect ratio kept).
+    pub resize_shorter: u32,
+    /// Then a centred square of this side is cut out.
+    pub crop: u32,
+    /// Per-channel mean (RGB) subtracted after scaling to 0..1.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation (RGB) divided by after the mean.
+    pub std: [f32; 3],
+}
+
+impl Preprocessing {
+    /// The torchvision ImageNet recipe the shared ResNet-50 expects.
+    pub const RESNET_IMAGENET: Preprocessing = Preprocessing {
+        resize_shorter: 256,
+        crop: 224,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+
+    /// Number of f32 values one image occupies in the input tensor (3 × crop × crop).
+    pub fn values_per_image(&self) -> usize {
+        3 * self.crop as usize * self.crop as usize
+    }
+
+    /// The tensor shape of a batch of `n` images, `[n, 3, crop, crop]`.
+    pub fn batch_shape(&self, n: usize) -> [usize; 4] {
+        [n, 3, self.crop as usize, self.crop as usize]
+    }
+
+    /// The human-readable contract stored in a model's `preprocessing` metadata entry.
+    pub fn describe(&self) -> String {
+        let join = |v: &[f32; 3]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(",");
+        format!(
+            "RGB; resize shorter side {}; center crop {}; x/255; mean {}; std {}; NCHW",
+            self.resize_shorter,
+            self.crop,
+            join(&self.mean),
+            join(&self.std)
+        )
+    }
+
+    /// The size the whole image would have after the shorter-side resize (torchvision's rule:
+    /// the longer side is `floor(resize_shorter × long / short)`).
+    pub fn resized_size(&self, width: u32, height: u32) -> (u32, u32) {
+        let target = u64::from(self.resize_shorter);
+        let scale_long = |long: u32, short: u32| {
+            let long = (target * u64::from(long) / u64::from(short.max(1))).max(1);
+            u32::try_from(long).unwrap_or(u32::MAX)
+        };
+        if width <= height {
+            (self.resize_shorter, scale_long(height, width))
+        } else {
+            (scale_long(width, height), self.resize_shorter)
+        }
+    }
+
+    /// Writes the tensor of `rgb` (named `input` in errors) into `out`, which must hold exactly
+    /// [`values_per_image`](Self::values_per_image) floats, channel-major.
+    pub fn write_tensor(&self, rgb: &RgbImage, input: &str, out: &mut [f32]) -> Result<()> {
+        let crop = self.crop as usize;
+        if out.len() != self.values_per_image() {
+            return Err(Error::Resize {
+                input: input.to_owned(),
+                reason: format!(
+                    "output slice holds {} floats, expected {}",
+                    out.len(),
+                    self.values_per_image()
+                ),
+            });
+        }
+        let pixels = self.resize_and_crop(rgb, input)?;
+        let plane = crop * crop;
+        let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * self.std[c]));
+        let shift: [f32; 3] = std::array::from_fn(|c| self.mean[c] / self.std[c]);
+        let (red, rest) = out.split_at_mut(plane);
+        let (green, blue) = rest.split_at_mut(plane);
+        for (i, px) in pixels.chunks_exact(3).enumerate() {
+            red[i] = f32::from(px[0]) * scale[0] - shift[0];
+            green[i] = f32::from(px[1]) * scale[1] - shift[1];
+            blue[i] = f32::from(px[2]) * scale[2] - shift[2];
+        }
+        Ok(())
+    }
+
+    /// Returns the tensor of one image as a new vector (see [`write_tensor`](Self::write_tensor)).
+    pub fn tensor(&self, rgb: &RgbImage, input: &str) -> Result<Vec<f32>> {
+        let mut out = vec![0.0; self.values_per_image()];
+        self.write_tensor(rgb, input, &mut out)?;
+        Ok(out)
+    }
+
+    /// The crop × crop RGB8 pixels after resize + centre crop (what the network sees, before
+    /// normalisation). Useful to inspect or to compare against other implementations.
+    pub fn resize_and_crop(&self, rgb: &RgbImage, input: &str) -> Result<Vec<u8>> {
+        let (width, height) = rgb.dimensions();
+        let resize_error = |reason: String| Error::Resize { input: input.to_owned(), reason };
+        if width == 0 || height == 0 {
+            return Err(resize_error(format!("image has zero size {width}x{height}")));
+        }
+        let (new_w, new_h) = self.resized_size(width, height);
+        let crop = self.crop.min(new_w).min(new_h);
+        if crop != self.crop {
+            return Err(resize_error(format!(
+                "resize target {new_w}x{new_h} is smaller than the {0}x{0} crop",
+                self.crop
+            )));
+        }
+        // Crop box in resized coordinates (torchvision: round half to even), mapped back to the
+        // source with the same per-axis scale the full resize would use.
+        let left = round_half_even(f64::from(new_w - crop) / 2.0);
+        let top = round_half_even(f64::from(new_h - crop) / 2.0);
+        let scale_x = f64::from(width) / f64::from(new_w);
+        let scale_y = f64::from(height) / f64::from(new_h);
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+            .crop(
+                left * scale_x,
+                top * scale_y,
+                f64::from(crop) * scale_x,
+                f64::from(crop) * scale_y,
+            );
+        let src = ImageRef::new(width, height, rgb.as_raw(), PixelType::U8x3)
+            .map_err(|e| resize_error(e.to_string()))?;
+        let mut dst = Image::new(crop, crop, PixelType::U8x3);
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| resize_error(e.to_string()))?;
+        Ok(dst.into_vec())
+    }
+}
+
+impl Default for Preprocessing {
+    fn default() -> Self {
+        Self::RESNET_IMAGENET
+    }
+}
+
+/// Python's `round()` (banker's rounding), which torchvision's `CenterCrop` uses.
+fn round_half_even(x: f64) -> f64 {
+    let rounded = x.round();
+    if (x - x.trunc()).abs() == 0.5 && rounded % 2.0 != 0.0 { rounded - x.signum() } else { rounded }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(width: u32, height: u32) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x * 7 % 256) as u8, (y * 13 % 256) as u8, ((x * y) % 251) as u8])
+        })
+    }
+
+    #[test]
+    fn resized_size_follows_torchvision() {
+        let p = Preprocessing::RESNET_IMAGENET;
+        assert_eq!(p.resized_size(800, 600), (341, 256));
+        assert_eq!(p.resized_size(500, 375), (341, 256));
+        assert_eq!(p.resized_size(300, 300), (256, 256));
+        assert_eq!(p.resized_size(3, 10000), (256, 853_333));
+        assert_eq!(p.resized_size(1, 1), (256, 256));
+    }
+
+    #[test]
+    fn python_rounding() {
+        assert_eq!(round_half_even(58.5), 58.0);
+        assert_eq!(round_half_even(59.5), 60.0);
+        assert_eq!(round_half_even(16.0), 16.0);
+        assert_eq!(round_half_even(0.5), 0.0);
+        assert_eq!(round_half_even(1.4), 1.0);
+    }
+
+    /// Resampling only the crop box must give the same pixels as resizing the whole image and
+    /// cropping afterwards (the reference procedure).
+    #[test]
+    fn crop_box_resize_equals_resize_then_crop() {
+        let p = Preprocessing::RESNET_IMAGENET;
+        for (w, h) in [(800, 600), (300, 1000), (257, 256), (120, 90), (500, 375)] {
+            let rgb = gradient(w, h);
+            let fast = p.resize_and_crop(&rgb, "gradient").unwrap();
+
+            let (nw, nh) = p.resized_size(w, h);
+            let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).unwrap();
+            let mut full = Image::new(nw, nh, PixelType::U8x3);
+            let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+            Resizer::new().resize(&src, &mut full, &opts).unwrap();
+            let left = round_half_even(f64::from(nw - 224) / 2.0) as usize;
+            let top = round_half_even(f64::from(nh - 224) / 2.0) as usize;
+            let full = full.into_vec();
+            let mut max_diff = 0i32;
+            for y in 0..224 {
+                for x in 0..224 {
+                    for c in 0..3 {
+                        let a = fast[(y * 224 + x) * 3 + c] as i32;
+                        let b = full[((y + top) * nw as usize + x + left) * 3 + c] as i32;
+                        max_diff = max_diff.max((a - b).abs());
+                    }
+                }
+            }
+            assert!(max_diff <= 1, "{w}x{h}: max pixel difference {max_diff}");
+        }
+    }
+
+    #[test]
+    fn tensor_is_normalised_channel_major() {
+        let p = Preprocessing::RESNET_IMAGENET;
+        let rgb = RgbImage::from_pixel(300, 400, image::Rgb([255, 0, 128]));
+        let t = p.tensor(&rgb, "flat").unwrap();
+        assert_eq!(t.len(), 3 * 224 * 224);
+        let plane = 224 * 224;
+        let expect = |v: f32, c: usize| (v / 255.0 - p.mean[c]) / p.std[c];
+        assert!((t[0] - expect(255.0, 0)).abs() < 1e-5);
+        assert!((t[plane + 5] - expect(0.0, 1)).abs() < 1e-5);
+        assert!((t[2 * plane + 77] - expect(128.0, 2)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn tiny_and_extreme_aspect_images_work() {
+        let p = Preprocessing::RESNET_IMAGENET;
+        for (w, h) in [(1, 1), (10000, 3), (3, 10000), (1, 2)] {
+            let t = p.tensor(&gradient(w, h), "odd").unwrap();
+            assert_eq!(t.len(), 3 * 224 * 224);
+            assert!(t.iter().all(|v| v.is_finite()));
+        }
+    }
+
+    #[test]
+    fn describe_matches_the_reference_metadata() {
+        assert_eq!(
+            Preprocessing::RESNET_IMAGENET.describe(),
+            "RGB; resize shorter side 256; center crop 224; x/255; mean 0.485,0.456,0.406; std 0.229,0.224,0.225; NCHW"
+        );
+    }
+}
