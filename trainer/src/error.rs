@@ -1,0 +1,61 @@
+//! The trainer library's error type: each variant names the file, URL or tensor it is about.
+
+use std::path::PathBuf;
+
+/// Errors of the trainer library.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A download failed (network, HTTP status, or a broken transfer).
+    #[error("downloading {url}: {reason}")]
+    Download { url: String, reason: String },
+
+    /// A file's sha256 is not the pinned one.
+    #[error("{path}: sha256 is {actual}, expected {expected}; refusing to use it")]
+    Checksum { path: PathBuf, expected: String, actual: String },
+
+    /// The backbone tarball does not hold a usable TF.js layers model.
+    #[error("{path}: {reason}")]
+    Tarball { path: PathBuf, reason: String },
+
+    /// The TF.js/Keras model uses something the converter does not support, or is inconsistent.
+    #[error("converting layer '{layer}': {reason}")]
+    Convert { layer: String, reason: String },
+
+    /// An ONNX graph being built is inconsistent.
+    #[error("building ONNX graph: {0}")]
+    Graph(String),
+
+    /// A backbone model could not be found where it was looked for.
+    #[error("no backbone model found (looked at: {looked_at}); run `spamlens-train backbone fetch` or pass --backbone PATH")]
+    BackboneMissing { looked_at: String },
+
+    /// The dataset folder is unusable.
+    #[error("dataset {path}: {reason}")]
+    Dataset { path: PathBuf, reason: String },
+
+    /// A feature store is unreadable or does not match what it is used with.
+    #[error("feature store {path}: {reason}")]
+    Store { path: PathBuf, reason: String },
+
+    /// The shared core library failed (model loading, inference).
+    #[error(transparent)]
+    Core(#[from] spamlens_core::Error),
+}
+
+impl TrainerError {
+    /// An I/O error about `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        TrainerError::Io { path: path.into(), source }
+    }
+}
+
+/// `Result` with [`TrainerError`].
+pub type Result<T, E = TrainerError> = std::result::Result<T, E>;

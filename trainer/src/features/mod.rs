@@ -1,0 +1,72 @@
+//! Feature extraction: image folders → 2048-d backbone features in a Parquet store.
+
+pub mod extract;
+pub mod store;
+
+use std::path::Path;
+
+use spamlens_core::{Model, ModelOptions, Preprocessing};
+
+use crate::error::{Result, TrainerError};
+pub use extract::{ExtractOptions, ExtractProgress, ExtractReport, Failure, NoExtractProgress, extract_to_store};
+pub use store::{FeatureRow, FeatureStore, StoreProvenance};
+
+/// A backbone loaded for feature extraction: the model (computing only its feature output), the
+/// preprocessing it declares, and the provenance recorded in stores.
+#[derive(Debug)]
+pub struct Backbone {
+    /// The model, restricted to the feature output.
+    pub model: Model,
+    /// The preprocessing the model's metadata declares (checked against `spamlens-core`'s).
+    pub preprocessing: Preprocessing,
+    /// What feature stores record about it.
+    pub provenance: StoreProvenance,
+}
+
+impl Backbone {
+    /// Loads the backbone ONNX at `path`. Refuses models whose declared preprocessing is not the
+    /// one `spamlens-core` implements, and models without the feature output.
+    pub fn load(path: &Path, intra_op_threads: Option<usize>) -> Result<Backbone> {
+        let bytes = std::fs::read(path).map_err(|e| TrainerError::io(path, e))?;
+        let name = path.display().to_string();
+        // A first, cheap look at the metadata decides which output holds the features.
+        let feature_tensor = peek_metadata(&bytes, "feature_tensor")
+            .unwrap_or_else(|| spamlens_core::FEATURES_OUTPUT.to_owned());
+        let options = ModelOptions { intra_op_threads, outputs: Some(vec![feature_tensor.clone()]) };
+        let model = Model::from_bytes(&bytes, &name, &options)?;
+        let preprocessing = Preprocessing::RESNET_IMAGENET;
+        if model.input_dims() != [3, preprocessing.crop as usize, preprocessing.crop as usize] {
+            return Err(spamlens_core::Error::ModelSignature {
+                model: name,
+                reason: format!("input is [N, {:?}], expected [N, 3, 224, 224]", model.input_dims()),
+            }
+            .into());
+        }
+        if let Some(declared) = model.metadata().get("preprocessing")
+            && declared != &preprocessing.describe()
+        {
+            return Err(spamlens_core::Error::ModelSignature {
+                model: name,
+                reason: format!(
+                    "declares preprocessing '{declared}', but spamlens implements '{}'",
+                    preprocessing.describe()
+                ),
+            }
+            .into());
+        }
+        let provenance = StoreProvenance {
+            backbone_sha256: model.sha256().to_owned(),
+            backbone_source: model.metadata().get("source").cloned().unwrap_or_default(),
+            preprocessing: preprocessing.describe(),
+            feature_tensor,
+        };
+        Ok(Backbone { model, preprocessing, provenance })
+    }
+}
+
+/// Reads one `metadata_props` value without building the model.
+fn peek_metadata(bytes: &[u8], key: &str) -> Option<String> {
+    use prost::Message;
+    let proto = tract_onnx::pb::ModelProto::decode(bytes).ok()?;
+    proto.metadata_props.into_iter().find(|p| p.key == key).map(|p| p.value)
+}

