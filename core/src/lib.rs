@@ -11,7 +11,7 @@ pub mod preprocess;
 
 pub use decode::{DecodeLimits, DecodedImage, ImageFormatName, decode_rgb, detect_format};
 pub use error::{Error, Result};
-pub use model::{Model, ModelOptions, ModelOutputs, OutputTensor};
+pub use model::{Batching, Model, ModelOptions, ModelOutputs, OutputTensor};
 pub use preprocess::Preprocessing;
 
 /// The name of the 2048-d feature output of the spamlens backbone graph.

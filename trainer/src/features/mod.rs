@@ -7,6 +7,7 @@ use std::path::Path;
 
 use spamlens_core::{Model, ModelOptions, Preprocessing};
 
+
 use crate::error::{Result, TrainerError};
 pub use extract::{ExtractOptions, ExtractProgress, ExtractReport, Failure, NoExtractProgress, extract_to_store};
 pub use store::{FeatureRow, FeatureStore, StoreProvenance};
@@ -32,7 +33,12 @@ impl Backbone {
         // A first, cheap look at the metadata decides which output holds the features.
         let feature_tensor = peek_metadata(&bytes, "feature_tensor")
             .unwrap_or_else(|| spamlens_core::FEATURES_OUTPUT.to_owned());
-        let options = ModelOptions { intra_op_threads, outputs: Some(vec![feature_tensor.clone()]) };
+        // Per-item plans are the fastest per image for a convolutional backbone (see `Batching`).
+        let options = ModelOptions {
+            intra_op_threads,
+            outputs: Some(vec![feature_tensor.clone()]),
+            batching: spamlens_core::Batching::PerItem,
+        };
         let model = Model::from_bytes(&bytes, &name, &options)?;
         let preprocessing = Preprocessing::RESNET_IMAGENET;
         if model.input_dims() != [3, preprocessing.crop as usize, preprocessing.crop as usize] {
