@@ -178,7 +178,12 @@ pub fn decode_rgb(bytes: &[u8], input: &str, limits: &DecodeLimits) -> Result<De
     }
 
     let image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
-    Ok(DecodedImage { rgb: flatten_onto_white(image), format })
+    let alpha = if format == ImageFormatName::Tiff && tiff_alpha_is_premultiplied(bytes) {
+        AlphaKind::Premultiplied
+    } else {
+        AlphaKind::Straight
+    };
+    Ok(DecodedImage { rgb: flatten_onto_white(image, alpha), format })
 }
 
 fn limit_or_decode_error(e: image::ImageError, input: &str, format: ImageFormatName) -> Error {
@@ -197,8 +202,53 @@ fn to_image_format(format: ImageFormatName) -> ImageFormat {
     }
 }
 
+/// How colour values relate to alpha in the decoded pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AlphaKind {
+    /// Colour is independent of alpha (PNG, GIF, WebP, most TIFF).
+    Straight,
+    /// Colour is already multiplied by alpha (TIFF `ExtraSamples` = 1, "associated alpha"), which
+    /// the `image` crate passes through unchanged.
+    Premultiplied,
+}
+
+/// Whether the first IFD of a TIFF declares associated (premultiplied) alpha: tag 338
+/// `ExtraSamples` with value 1. A minimal, bounds-checked read of the classic TIFF header.
+fn tiff_alpha_is_premultiplied(bytes: &[u8]) -> bool {
+    let read_u16 = |at: usize, big: bool| -> Option<u16> {
+        let b = bytes.get(at..at + 2)?;
+        Some(if big { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) })
+    };
+    let read_u32 = |at: usize, big: bool| -> Option<u32> {
+        let b = bytes.get(at..at + 4)?;
+        let b = [b[0], b[1], b[2], b[3]];
+        Some(if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    };
+    let big = match bytes.get(0..2) {
+        Some(b"MM") => true,
+        Some(b"II") => false,
+        _ => return false,
+    };
+    let inner = || -> Option<bool> {
+        if read_u16(2, big)? != 42 {
+            return None; // BigTIFF and others: treat as straight alpha
+        }
+        let ifd = read_u32(4, big)? as usize;
+        let count = read_u16(ifd, big)? as usize;
+        for index in 0..count.min(4096) {
+            let entry = ifd + 2 + index * 12;
+            if read_u16(entry, big)? == 338 {
+                // SHORT values (type 3); the first extra sample is the alpha channel of RGBA.
+                return Some(read_u16(entry + 2, big)? == 3 && read_u16(entry + 8, big)? == 1);
+            }
+        }
+        Some(false)
+    };
+    inner().unwrap_or(false)
+}
+
 /// RGB8 from any colour type; transparent pixels become white as a mail client would draw them.
-fn flatten_onto_white(image: DynamicImage) -> RgbImage {
+fn flatten_onto_white(image: DynamicImage, alpha_kind: AlphaKind) -> RgbImage {
     if !image.color().has_alpha() {
         return match image {
             DynamicImage::ImageRgb8(rgb) => rgb,
@@ -211,9 +261,13 @@ fn flatten_onto_white(image: DynamicImage) -> RgbImage {
     for (dst, src) in rgb.pixels_mut().zip(rgba.pixels()) {
         let alpha = u32::from(src[3]);
         for channel in 0..3 {
-            let value = u32::from(src[channel]) * alpha + 255 * (255 - alpha);
-            // Rounded division by 255; the result is at most 255.
-            dst[channel] = ((value + 127) / 255) as u8;
+            let colour = u32::from(src[channel]);
+            dst[channel] = match alpha_kind {
+                // c·a + 255·(1 − a), rounded; at most 255.
+                AlphaKind::Straight => ((colour * alpha + 255 * (255 - alpha) + 127) / 255) as u8,
+                // The colour already carries the alpha factor.
+                AlphaKind::Premultiplied => (colour + 255 - alpha).min(255) as u8,
+            };
         }
     }
     rgb
@@ -233,7 +287,7 @@ mod tests {
         let mut rgba = image::RgbaImage::new(2, 1);
         rgba.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
         rgba.put_pixel(1, 0, image::Rgba([0, 100, 200, 255]));
-        let rgb = flatten_onto_white(DynamicImage::ImageRgba8(rgba));
+        let rgb = flatten_onto_white(DynamicImage::ImageRgba8(rgba), AlphaKind::Straight);
         assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
         assert_eq!(rgb.get_pixel(1, 0).0, [0, 100, 200]);
     }
@@ -242,8 +296,29 @@ mod tests {
     fn half_transparent_black_is_mid_gray() {
         let mut rgba = image::RgbaImage::new(1, 1);
         rgba.put_pixel(0, 0, image::Rgba([0, 0, 0, 128]));
-        let rgb = flatten_onto_white(DynamicImage::ImageRgba8(rgba));
+        let rgb = flatten_onto_white(DynamicImage::ImageRgba8(rgba), AlphaKind::Straight);
         assert_eq!(rgb.get_pixel(0, 0).0, [127, 127, 127]);
+    }
+
+    #[test]
+    fn premultiplied_alpha_is_composited_without_a_second_multiply() {
+        let mut rgba = image::RgbaImage::new(1, 1);
+        // 68 grey at alpha 108, premultiplied: 68·108/255 ≈ 29.
+        rgba.put_pixel(0, 0, image::Rgba([29, 29, 29, 108]));
+        let rgb = flatten_onto_white(DynamicImage::ImageRgba8(rgba), AlphaKind::Premultiplied);
+        assert_eq!(rgb.get_pixel(0, 0).0, [176, 176, 176]);
+    }
+
+    #[test]
+    fn tiff_extra_samples_tag_is_read() {
+        // Little-endian TIFF, one IFD with one entry: ExtraSamples (338), SHORT, count 1, value 1.
+        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+        tiff.extend_from_slice(&[1, 0, 0x52, 0x01, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+        assert!(tiff_alpha_is_premultiplied(&tiff));
+        tiff[18] = 2; // unassociated alpha
+        assert!(!tiff_alpha_is_premultiplied(&tiff));
+        assert!(!tiff_alpha_is_premultiplied(b"II*\0\xff\xff\xff\x7f"));
+        assert!(!tiff_alpha_is_premultiplied(b"MM"));
     }
 
     #[test]

@@ -1,0 +1,280 @@
+//! Fixtures for spamlens' integration tests: where the shared backbone and datasets are, a
+//! deterministic sample of dataset images, the Python reference, and generated hostile images.
+//!
+//! The shared backbone is required: tests fail with a message saying where it was looked for and
+//! how to point at it, they never skip silently.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use spamlens_trainer::backbone::{BACKBONE_FILE, MODELS_ENV};
+
+/// The workspace root (the folder holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `../shared` beside the checkout.
+pub fn shared_dir() -> PathBuf {
+    workspace_root().join("..").join("shared")
+}
+
+/// The folder with the reference backbone: `$SPAMLENS_MODELS`, else `../shared/models`.
+/// Panics with instructions when the backbone is not there.
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os(MODELS_ENV).map(PathBuf::from).unwrap_or_else(|| shared_dir().join("models"));
+    let model = dir.join(BACKBONE_FILE);
+    assert!(
+        model.is_file(),
+        "the reference backbone {} is missing. These tests need the shared ResNet-50: put the checkout beside \
+         ../shared (with shared/models/{BACKBONE_FILE}) or set {MODELS_ENV} to a folder holding it \
+         (e.g. the output folder of `spamlens-train backbone fetch`).",
+        model.display()
+    );
+    dir
+}
+
+/// Path of the reference backbone ONNX.
+pub fn reference_backbone() -> PathBuf {
+    models_dir().join(BACKBONE_FILE)
+}
+
+/// The three photos in `testimages/` with their expected ImageNet top-1 class.
+pub fn test_images() -> Vec<(PathBuf, usize)> {
+    let dir = models_dir().join("testimages");
+    vec![(dir.join("bald_eagle.jpeg"), 22), (dir.join("pelican.jpeg"), 144), (dir.join("grace_hopper.jpg"), 652)]
+}
+
+/// `../shared/data/imagespam/<name>`, which must exist.
+pub fn imagespam_dataset(name: &str) -> PathBuf {
+    let dir = shared_dir().join("data").join("imagespam").join(name);
+    assert!(dir.join("manifest.tsv").is_file(), "shared dataset {} is missing", dir.display());
+    dir
+}
+
+/// Rows of a shared manifest: (relative path, label, format).
+pub fn manifest(dataset: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(dataset.join("manifest.tsv")).expect("read manifest.tsv");
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            Some((cols.first()?.to_string(), cols.get(1)?.to_string(), cols.get(4)?.to_string()))
+        })
+        .collect()
+}
+
+/// A deterministic sample of `n` real dataset images from both shared sets, always including the
+/// awkward ones (CMYK JPEG, RGBA TIFF, palette and 1-bit BMP, transparent PNGs, a 440×23 strip,
+/// GIFs) and then an even stride over the manifests.
+pub fn dataset_sample(n: usize) -> Vec<PathBuf> {
+    let dredze = imagespam_dataset("dredze2007");
+    let ish = imagespam_dataset("image-spam-hunter");
+    let mut picked: Vec<PathBuf> = [
+        "ham/43052a2aecddeca7.jpg", // CMYK JPEG 1650×1275
+        "ham/4c15e7d303890e6c.tif", // RGBA TIFF
+        "ham/7152bda0e06fbaac.png", // RGBA PNG
+        "ham/7e9907d3c00482f3.png", // RGBA strip 440×23
+        "ham/1ff77bded952c73b.bmp", // palette BMP
+        "ham/ac69594c6221336d.bmp", // 1-bit BMP
+    ]
+    .iter()
+    .map(|p| dredze.join(p))
+    .collect();
+    let gifs: Vec<PathBuf> =
+        manifest(&dredze).into_iter().filter(|(_, _, f)| f == "GIF").take(4).map(|(p, _, _)| dredze.join(p)).collect();
+    picked.extend(gifs);
+    let rest = n.saturating_sub(picked.len());
+    for (root, share) in [(&dredze, rest / 2), (&ish, rest - rest / 2)] {
+        let rows = manifest(root);
+        let stride = (rows.len() / share.max(1)).max(1);
+        let fresh: Vec<PathBuf> = rows
+            .iter()
+            .step_by(stride)
+            .map(|(path, _, _)| root.join(path))
+            .filter(|full| !picked.contains(full))
+            .take(share)
+            .collect();
+        picked.extend(fresh);
+    }
+    picked.truncate(n);
+    picked
+}
+
+/// One image's result from the Python reference.
+#[derive(Debug, Clone)]
+pub struct ReferenceResult {
+    /// Image path.
+    pub path: PathBuf,
+    /// Features from onnxruntime, or the error PIL/onnxruntime raised.
+    pub features: Result<Vec<f32>, String>,
+    /// ImageNet top-1 from onnxruntime.
+    pub top1: Option<usize>,
+}
+
+/// Runs `tests/reference/ort_features.py` (PIL + onnxruntime) on `images` with `model`.
+/// Panics with install instructions when Python or its packages are missing.
+pub fn python_reference(model: &Path, images: &[PathBuf]) -> (String, Vec<ReferenceResult>) {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = workspace_root().join("tests").join("reference").join("ort_features.py");
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .arg(model)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python} (set PYTHON to override): {e}"));
+    {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        for image in images {
+            writeln!(stdin, "{}", image.display()).expect("write image list");
+        }
+    }
+    let output = child.wait_with_output().expect("wait for the python reference");
+    assert!(
+        output.status.success(),
+        "the Python reference failed ({}). It needs onnxruntime, pillow and numpy: `{python} -m pip install onnxruntime pillow numpy` (.ci/run installs them).\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("reference JSON");
+    let version = json["onnxruntime"].as_str().unwrap_or("?").to_owned();
+    let results = json["images"]
+        .as_array()
+        .expect("images array")
+        .iter()
+        .map(|item| ReferenceResult {
+            path: PathBuf::from(item["path"].as_str().unwrap_or_default()),
+            features: match item["features"].as_array() {
+                Some(values) => Ok(values.iter().map(|v| v.as_f64().unwrap_or(f64::NAN) as f32).collect()),
+                None => Err(item["error"].as_str().unwrap_or("unknown error").to_owned()),
+            },
+            top1: item["top1"].as_u64().map(|v| v as usize),
+        })
+        .collect();
+    (version, results)
+}
+
+/// Cosine similarity of two vectors (f64 accumulation).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    dot / (na.sqrt() * nb.sqrt()).max(f64::MIN_POSITIVE)
+}
+
+/// Largest absolute difference between two vectors.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Index of the largest value.
+pub fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
+}
+
+/// Hostile and awkward images, made here: (file name, bytes, should it decode).
+pub fn hostile_images() -> Vec<(&'static str, Vec<u8>, bool)> {
+    let eagle = std::fs::read(models_dir().join("testimages").join("bald_eagle.jpeg")).expect("test image");
+    let png = encode(&image::DynamicImage::ImageRgb8(gradient(64, 48)), image::ImageFormat::Png);
+    let gif = animated_gif();
+    let mut random = vec![0u8; 4096];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for byte in &mut random {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    vec![
+        ("empty.jpg", Vec::new(), false),
+        ("random.bin", random, false),
+        ("truncated.jpg", eagle[..eagle.len() / 3].to_vec(), false),
+        ("truncated.png", png[..png.len() / 2].to_vec(), false),
+        ("truncated.gif", gif[..gif.len() / 2].to_vec(), false),
+        ("bomb.png", png_header_only(100_000, 100_000), false),
+        ("one-pixel.png", encode(&image::DynamicImage::ImageRgb8(gradient(1, 1)), image::ImageFormat::Png), true),
+        ("strip-10000x3.png", encode(&image::DynamicImage::ImageRgb8(gradient(10_000, 3)), image::ImageFormat::Png), true),
+        ("animated.gif", gif, true),
+        ("cmyk.jpg", cmyk_jpeg(), true),
+        ("rgba16.png", rgba16_png(), true),
+    ]
+}
+
+/// An RGB gradient.
+pub fn gradient(width: u32, height: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 5 % 256) as u8, (y * 11 % 256) as u8, ((x + y) % 256) as u8])
+    })
+}
+
+fn encode(image: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, format).expect("encode test image");
+    out.into_inner()
+}
+
+/// A syntactically valid PNG signature + IHDR claiming `width`×`height`, with no pixel data.
+pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    png
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn animated_gif() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut out);
+        encoder.set_repeat(image::codecs::gif::Repeat::Infinite).expect("gif repeat");
+        for shade in [0u8, 128, 255] {
+            let frame = image::RgbaImage::from_pixel(40, 30, image::Rgba([shade, 255 - shade, 64, 255]));
+            encoder.encode_frame(image::Frame::new(frame)).expect("gif frame");
+        }
+    }
+    out
+}
+
+fn cmyk_jpeg() -> Vec<u8> {
+    let (width, height) = (64u16, 48u16);
+    let mut cmyk = Vec::with_capacity(width as usize * height as usize * 4);
+    for y in 0..height {
+        for x in 0..width {
+            cmyk.extend_from_slice(&[(x * 4) as u8, (y * 5) as u8, 40, 10]);
+        }
+    }
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&cmyk, width, height, jpeg_encoder::ColorType::Cmyk)
+        .expect("encode CMYK JPEG");
+    out
+}
+
+fn rgba16_png() -> Vec<u8> {
+    let image = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_fn(50, 40, |x, y| {
+        image::Rgba([(x * 1300) as u16, (y * 1600) as u16, 30_000, if x < 25 { 65_535 } else { 0 }])
+    });
+    encode(&image::DynamicImage::ImageRgba16(image), image::ImageFormat::Png)
+}

@@ -1,0 +1,110 @@
+//! Feature extraction into a store: caching by content hash, identical bytes computed once,
+//! stale rows dropped, features of another backbone never mixed in, pandas/pyarrow can read it.
+
+use std::path::Path;
+use std::process::Command;
+
+use spamlens_integration_tests as fixtures;
+use spamlens_trainer::features::{Backbone, ExtractOptions, FeatureStore, NoExtractProgress, extract_to_store};
+
+fn copy_sample(root: &Path, n: usize) -> Vec<String> {
+    let dredze = fixtures::imagespam_dataset("dredze2007");
+    let rows = fixtures::manifest(&dredze);
+    let mut copied = Vec::new();
+    for (path, _, _) in rows.iter().step_by(rows.len() / n).take(n) {
+        let dest = root.join(path);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(dredze.join(path), &dest).unwrap();
+        copied.push(path.clone());
+    }
+    copied
+}
+
+#[test]
+fn second_run_reuses_identical_bytes_are_computed_once_and_stale_rows_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let copied = copy_sample(&root, 8);
+    // The same bytes under another label: one computation, two rows.
+    std::fs::create_dir_all(root.join("ad")).unwrap();
+    std::fs::copy(root.join(&copied[0]), root.join("ad/copy.bin")).unwrap();
+
+    let backbone = Backbone::load(&fixtures::reference_backbone(), None).unwrap();
+    let store_path = dir.path().join("store.parquet");
+    let options = ExtractOptions { batch_size: 3, checkpoint_every: 4, ..Default::default() };
+    let first = extract_to_store(&root, &store_path, &backbone, &options, &NoExtractProgress).unwrap();
+    assert_eq!((first.files, first.computed, first.duplicates, first.reused), (9, 8, 1, 0));
+    assert_eq!(first.rows, 9);
+    assert!(first.failures.is_empty(), "{:?}", first.failures);
+
+    let store = FeatureStore::read(&store_path).unwrap();
+    assert_eq!(store.provenance.backbone_sha256, backbone.provenance.backbone_sha256);
+    assert_eq!(store.feature_dim, 2048);
+    let copy = store.rows.iter().find(|r| r.path == "ad/copy.bin").unwrap();
+    let original = store.rows.iter().find(|r| r.path == copied[0]).unwrap();
+    assert_eq!((copy.label.as_str(), copy.subset.as_str()), ("ad", "ad"));
+    assert_eq!(copy.sha256, original.sha256);
+    assert_eq!(copy.features, original.features);
+
+    // Nothing new: everything reused. One file removed: its row goes.
+    std::fs::remove_file(root.join(&copied[1])).unwrap();
+    let second = extract_to_store(&root, &store_path, &backbone, &options, &NoExtractProgress).unwrap();
+    assert_eq!((second.files, second.computed, second.reused, second.removed, second.rows), (8, 0, 8, 1, 8));
+    let again = FeatureStore::read(&store_path).unwrap();
+    for row in &again.rows {
+        let before = store.rows.iter().find(|r| r.path == row.path).unwrap();
+        assert_eq!(row, before, "reused rows are unchanged");
+    }
+}
+
+#[test]
+fn a_store_of_another_backbone_is_not_mixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    copy_sample(&root, 2);
+    let store_path = dir.path().join("store.parquet");
+    let foreign = FeatureStore {
+        rows: Vec::new(),
+        provenance: spamlens_trainer::features::StoreProvenance {
+            backbone_sha256: "0".repeat(64),
+            ..Default::default()
+        },
+        feature_dim: 2048,
+    };
+    foreign.write(&store_path).unwrap();
+    let backbone = Backbone::load(&fixtures::reference_backbone(), None).unwrap();
+    let err = extract_to_store(&root, &store_path, &backbone, &ExtractOptions::default(), &NoExtractProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("features of different backbones cannot be mixed") && err.contains("--rebuild"), "{err}");
+    let options = ExtractOptions { rebuild: true, ..Default::default() };
+    let report = extract_to_store(&root, &store_path, &backbone, &options, &NoExtractProgress).unwrap();
+    assert_eq!(report.rows, 2);
+}
+
+#[test]
+fn pandas_reads_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    copy_sample(&root, 3);
+    let backbone = Backbone::load(&fixtures::reference_backbone(), None).unwrap();
+    let store_path = dir.path().join("store.parquet");
+    extract_to_store(&root, &store_path, &backbone, &ExtractOptions::default(), &NoExtractProgress).unwrap();
+    let script = r#"
+import sys, pyarrow.parquet as pq
+table = pq.read_table(sys.argv[1])
+meta = pq.read_metadata(sys.argv[1]).metadata
+df = table.to_pandas()
+assert list(df.columns) == ["sha256", "path", "label", "subset", "width", "height", "format", "features"], df.columns
+assert len(df) == 3 and all(len(f) == 2048 for f in df.features)
+print(meta[b"spamlens.backbone_sha256"].decode(), len(df))
+"#;
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python).arg("-c").arg(script).arg(&store_path).output().expect("run python");
+    assert!(
+        out.status.success(),
+        "pyarrow/pandas could not read the store (`{python} -m pip install pyarrow pandas`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{} 3", backbone.provenance.backbone_sha256));
+}
