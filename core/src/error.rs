@@ -11,9 +11,7 @@ pub enum Error {
     EmptyInput { input: String },
 
     /// The bytes are not one of the image formats spamlens decodes.
-    #[error(
-        "{input}: not a supported image (first bytes {magic}); supported: JPEG, PNG, GIF, BMP, WebP, TIFF, ICO"
-    )]
+    #[error("{input}: not a supported image (first bytes {magic}); supported: JPEG, PNG, GIF, BMP, WebP, TIFF, ICO")]
     UnknownFormat { input: String, magic: String },
 
     /// The encoded input is larger than the configured byte limit.
@@ -21,30 +19,14 @@ pub enum Error {
     InputTooLarge { input: String, bytes: usize, limit: usize },
 
     /// The header announces a width or height over the configured limit; nothing was decoded.
-    #[error(
-        "{input}: {format} image is {width}x{height} pixels, over the dimension limit of {max_width}x{max_height}"
-    )]
-    DimensionsTooLarge {
-        input: String,
-        format: String,
-        width: u32,
-        height: u32,
-        max_width: u32,
-        max_height: u32,
-    },
+    #[error("{input}: {format} image is {width}x{height} pixels, over the dimension limit of {max_width}x{max_height}")]
+    DimensionsTooLarge { input: String, format: String, width: u32, height: u32, max_width: u32, max_height: u32 },
 
     /// Decoding would allocate more than the configured number of bytes; nothing was decoded.
     #[error(
         "{input}: decoding the {width}x{height} {format} image needs {needed} bytes, over the decoded-size limit of {limit} bytes"
     )]
-    DecodedSizeTooLarge {
-        input: String,
-        format: String,
-        width: u32,
-        height: u32,
-        needed: u64,
-        limit: u64,
-    },
+    DecodedSizeTooLarge { input: String, format: String, width: u32, height: u32, needed: u64, limit: u64 },
 
     /// The header says zero width or height.
     #[error("{input}: {format} image has zero width or height ({width}x{height})")]
@@ -71,9 +53,7 @@ pub enum Error {
     NoSuchOutput { model: String, name: String, available: String },
 
     /// The batch handed to the model has the wrong length for its declared shape.
-    #[error(
-        "model {model}: input batch of {got} floats does not hold {batch} images of {per_image} floats"
-    )]
+    #[error("model {model}: input batch of {got} floats does not hold {batch} images of {per_image} floats")]
     BatchShape { model: String, got: usize, batch: usize, per_image: usize },
 
     /// tract failed while running the graph.

@@ -97,12 +97,10 @@ impl OutputTensor {
 impl ModelOutputs {
     /// The output named `name`.
     pub fn get(&self, name: &str) -> Result<&OutputTensor> {
-        self.names.iter().position(|n| n == name).map(|i| &self.tensors[i]).ok_or_else(|| {
-            Error::NoSuchOutput {
-                model: self.model.clone(),
-                name: name.to_owned(),
-                available: self.names.join(", "),
-            }
+        self.names.iter().position(|n| n == name).map(|i| &self.tensors[i]).ok_or_else(|| Error::NoSuchOutput {
+            model: self.model.clone(),
+            name: name.to_owned(),
+            available: self.names.join(", "),
         })
     }
 
@@ -130,8 +128,7 @@ impl Model {
         if bytes.is_empty() {
             return Err(load_error("empty file (0 bytes)".into()));
         }
-        let proto = pb::ModelProto::decode(bytes)
-            .map_err(|e| load_error(format!("not an ONNX protobuf ({e})")))?;
+        let proto = pb::ModelProto::decode(bytes).map_err(|e| load_error(format!("not an ONNX protobuf ({e})")))?;
         let graph = proto.graph.as_ref().ok_or_else(|| load_error("the ONNX file has no graph".into()))?;
         if graph.node.is_empty() {
             return Err(load_error("the ONNX graph has no nodes".into()));
@@ -140,8 +137,7 @@ impl Model {
             proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
 
         // Graph inputs that are not initialisers are what the caller must feed.
-        let initialisers: std::collections::HashSet<&str> =
-            graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let initialisers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<&pb::ValueInfoProto> =
             graph.input.iter().filter(|i| !initialisers.contains(i.name.as_str())).collect();
         let [input] = inputs.as_slice() else {
@@ -155,9 +151,7 @@ impl Model {
         let input_name = input.name.clone();
         let graph_outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
 
-        let mut model = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .map_err(|e| load_error(format!("{e:#}")))?;
+        let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| load_error(format!("{e:#}")))?;
         drop(proto);
 
         let output_names = match &options.outputs {
@@ -166,13 +160,12 @@ impl Model {
                 let all = model.output_outlets().map_err(|e| load_error(format!("{e:#}")))?.to_vec();
                 let mut selected = Vec::with_capacity(wanted.len());
                 for wanted_name in wanted {
-                    let index = graph_outputs.iter().position(|o| o == wanted_name).ok_or_else(|| {
-                        Error::NoSuchOutput {
+                    let index =
+                        graph_outputs.iter().position(|o| o == wanted_name).ok_or_else(|| Error::NoSuchOutput {
                             model: name.to_owned(),
                             name: wanted_name.clone(),
                             available: graph_outputs.join(", "),
-                        }
-                    })?;
+                        })?;
                     selected.push(all[index]);
                 }
                 model.select_output_outlets(&selected).map_err(|e| load_error(format!("{e:#}")))?;
@@ -353,8 +346,7 @@ mod tests {
 
     #[test]
     fn garbage_is_a_named_load_error() {
-        let err = Model::from_bytes(b"\x08\x07garbage\xff\xff", "junk.onnx", &ModelOptions::default())
-            .unwrap_err();
+        let err = Model::from_bytes(b"\x08\x07garbage\xff\xff", "junk.onnx", &ModelOptions::default()).unwrap_err();
         assert!(err.to_string().starts_with("model junk.onnx: cannot load"), "{err}");
         let err = Model::from_bytes(&[], "empty.onnx", &ModelOptions::default()).unwrap_err();
         assert_eq!(err.to_string(), "model empty.onnx: cannot load: empty file (0 bytes)");

@@ -32,12 +32,8 @@ pub struct Preprocessing {
 
 impl Preprocessing {
     /// The torchvision ImageNet recipe the shared ResNet-50 expects.
-    pub const RESNET_IMAGENET: Preprocessing = Preprocessing {
-        resize_shorter: 256,
-        crop: 224,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
+    pub const RESNET_IMAGENET: Preprocessing =
+        Preprocessing { resize_shorter: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
     /// Number of f32 values one image occupies in the input tensor (3 × crop × crop).
     pub fn values_per_image(&self) -> usize {
@@ -83,11 +79,7 @@ impl Preprocessing {
         if out.len() != self.values_per_image() {
             return Err(Error::Resize {
                 input: input.to_owned(),
-                reason: format!(
-                    "output slice holds {} floats, expected {}",
-                    out.len(),
-                    self.values_per_image()
-                ),
+                reason: format!("output slice holds {} floats, expected {}", out.len(), self.values_per_image()),
             });
         }
         let pixels = self.resize_and_crop(rgb, input)?;
@@ -133,20 +125,16 @@ impl Preprocessing {
         let top = round_half_even(f64::from(new_h - crop) / 2.0);
         let scale_x = f64::from(width) / f64::from(new_w);
         let scale_y = f64::from(height) / f64::from(new_h);
-        let options = ResizeOptions::new()
-            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-            .crop(
-                left * scale_x,
-                top * scale_y,
-                f64::from(crop) * scale_x,
-                f64::from(crop) * scale_y,
-            );
-        let src = ImageRef::new(width, height, rgb.as_raw(), PixelType::U8x3)
-            .map_err(|e| resize_error(e.to_string()))?;
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(
+            left * scale_x,
+            top * scale_y,
+            f64::from(crop) * scale_x,
+            f64::from(crop) * scale_y,
+        );
+        let src =
+            ImageRef::new(width, height, rgb.as_raw(), PixelType::U8x3).map_err(|e| resize_error(e.to_string()))?;
         let mut dst = Image::new(crop, crop, PixelType::U8x3);
-        Resizer::new()
-            .resize(&src, &mut dst, &options)
-            .map_err(|e| resize_error(e.to_string()))?;
+        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| resize_error(e.to_string()))?;
         Ok(dst.into_vec())
     }
 }

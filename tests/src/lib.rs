@@ -200,7 +200,11 @@ pub fn hostile_images() -> Vec<(&'static str, Vec<u8>, bool)> {
         ("truncated.gif", gif[..gif.len() / 2].to_vec(), false),
         ("bomb.png", png_header_only(100_000, 100_000), false),
         ("one-pixel.png", encode(&image::DynamicImage::ImageRgb8(gradient(1, 1)), image::ImageFormat::Png), true),
-        ("strip-10000x3.png", encode(&image::DynamicImage::ImageRgb8(gradient(10_000, 3)), image::ImageFormat::Png), true),
+        (
+            "strip-10000x3.png",
+            encode(&image::DynamicImage::ImageRgb8(gradient(10_000, 3)), image::ImageFormat::Png),
+            true,
+        ),
         ("animated.gif", gif, true),
         ("cmyk.jpg", cmyk_jpeg(), true),
         ("rgba16.png", rgba16_png(), true),

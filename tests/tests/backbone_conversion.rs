@@ -56,8 +56,7 @@ fn converted_tarball_matches_the_reference_backbone() {
     let mut worst = 0.0f32;
     for (path, expected) in fixtures::test_images() {
         let bytes = std::fs::read(&path).unwrap();
-        let image =
-            prepare_image(&bytes, "t", &DecodeLimits::DEFAULT, &Preprocessing::RESNET_IMAGENET).unwrap().tensor;
+        let image = prepare_image(&bytes, "t", &DecodeLimits::DEFAULT, &Preprocessing::RESNET_IMAGENET).unwrap().tensor;
         let a = ours.run(image.clone(), 1).unwrap();
         let b = reference.run(image, 1).unwrap();
         let diff = fixtures::max_abs_diff(&a.get("features").unwrap().values, &b.get("features").unwrap().values);
@@ -103,8 +102,11 @@ fn tiny_model_json(extra_layer: &str) -> String {
 fn convert_tiny(model_json: &str) -> Result<Vec<u8>, TrainerError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.tgz");
-    std::fs::write(&path, tgz(&[("package/ResNet50/model.json", model_json.as_bytes()), ("package/ResNet50/w.bin", b"")]))
-        .unwrap();
+    std::fs::write(
+        &path,
+        tgz(&[("package/ResNet50/model.json", model_json.as_bytes()), ("package/ResNet50/w.bin", b"")]),
+    )
+    .unwrap();
     let model = backbone::tfjs::read_npm_tarball(Path::new(&path), backbone::TARBALL_MODEL_DIR)?;
     let source = backbone::convert::SourceInfo { description: "t".into(), url: "u".into(), sha256: "s".into() };
     backbone::convert::convert_resnet(&model, &source, &Preprocessing::RESNET_IMAGENET).map(|c| c.onnx)

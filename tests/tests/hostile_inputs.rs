@@ -38,8 +38,8 @@ fn limits_are_enforced_before_decoding() {
     assert!(err.to_string().contains("over the dimension limit of 16384x16384"), "{err}");
 
     let narrow = DecodeLimits { max_width: 4096, max_height: 4096, ..DecodeLimits::DEFAULT };
-    let err = prepare_image(&bytes_of("strip-10000x3.png"), "strip", &narrow, &Preprocessing::RESNET_IMAGENET)
-        .unwrap_err();
+    let err =
+        prepare_image(&bytes_of("strip-10000x3.png"), "strip", &narrow, &Preprocessing::RESNET_IMAGENET).unwrap_err();
     assert!(matches!(err, Error::DimensionsTooLarge { width: 10_000, height: 3, .. }), "{err}");
 
     let small_memory = DecodeLimits { max_decoded_bytes: 50_000, ..DecodeLimits::DEFAULT };

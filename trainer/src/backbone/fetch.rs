@@ -111,12 +111,7 @@ pub fn cached_tarball(cache_dir: &Path) -> Option<PathBuf> {
 
 /// Downloads `url` to `dest` through a temporary file, hashing as it goes; `dest` appears only if
 /// the sha256 is `expected`.
-pub fn download_verified(
-    url: &str,
-    dest: &Path,
-    expected: &str,
-    progress: &mut dyn DownloadProgress,
-) -> Result<()> {
+pub fn download_verified(url: &str, dest: &Path, expected: &str, progress: &mut dyn DownloadProgress) -> Result<()> {
     let download_error = |reason: String| TrainerError::Download { url: url.to_owned(), reason };
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(|e| TrainerError::io(parent, e))?;
@@ -129,11 +124,8 @@ pub fn download_verified(
         .build()
         .into();
     let response = agent.get(url).call().map_err(|e| download_error(e.to_string()))?;
-    let total = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let total =
+        response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if total.is_some_and(|t| t > MAX_DOWNLOAD_BYTES) {
         return Err(download_error(format!("server announces {total:?} bytes, over the {MAX_DOWNLOAD_BYTES} limit")));
     }

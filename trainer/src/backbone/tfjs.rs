@@ -165,9 +165,8 @@ pub fn read_npm_tarball(path: &Path, model_dir: &str) -> Result<TfjsLayersModel>
         entry.read_to_end(&mut bytes).map_err(|e| tarball_error(format!("{name}: {e}")))?;
         files.insert(file_name.to_owned(), bytes);
     }
-    let model_json = files
-        .get("model.json")
-        .ok_or_else(|| tarball_error(format!("no {model_dir}model.json in the archive")))?;
+    let model_json =
+        files.get("model.json").ok_or_else(|| tarball_error(format!("no {model_dir}model.json in the archive")))?;
     let model: ModelJson = serde_json::from_slice(model_json)
         .map_err(|e| tarball_error(format!("{model_dir}model.json is not a TF.js layers model ({e})")))?;
     if model.format.as_deref().is_some_and(|f| f != "layers-model") {
@@ -203,8 +202,7 @@ pub fn read_npm_tarball(path: &Path, model_dir: &str) -> Result<TfjsLayersModel>
                     blob.len()
                 ))
             })?;
-            let values: Vec<f32> =
-                raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let values: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             value_count += values.len();
             weights.insert(spec.name.clone(), Weight { shape: spec.shape.clone(), values });
             offset = end;

@@ -255,11 +255,8 @@ pub fn extract_to_store(
     report.compute_seconds = compute_started.elapsed().as_secs_f64();
 
     // Identical bytes share the outcome of their one computation, failures included.
-    let failed_hashes: HashMap<String, String> = report
-        .failures
-        .iter()
-        .filter_map(|f| f.sha256.clone().map(|sha| (sha, f.error.clone())))
-        .collect();
+    let failed_hashes: HashMap<String, String> =
+        report.failures.iter().filter_map(|f| f.sha256.clone().map(|sha| (sha, f.error.clone()))).collect();
     for entry in &entries {
         if !known.contains_key(&entry.sha256)
             && let Some(error) = failed_hashes.get(&entry.sha256)
@@ -315,9 +312,8 @@ fn run_batch(batch: &[&HashedEntry], backbone: &Backbone, limits: &DecodeLimits)
     let mut prepared: Vec<(&HashedEntry, PreparedImage)> = Vec::with_capacity(batch.len());
     for item in batch {
         let relative = &item.entry.relative;
-        let result = std::fs::read(&item.entry.path)
-            .map_err(|e| format!("{relative}: cannot read: {e}"))
-            .and_then(|bytes| {
+        let result =
+            std::fs::read(&item.entry.path).map_err(|e| format!("{relative}: cannot read: {e}")).and_then(|bytes| {
                 // The file may have changed since it was hashed; features must match the hash.
                 if hex::encode(Sha256::digest(&bytes)) != item.sha256 {
                     return Err(format!("{relative}: file changed while extracting"));
@@ -326,9 +322,7 @@ fn run_batch(batch: &[&HashedEntry], backbone: &Backbone, limits: &DecodeLimits)
             });
         match result {
             Ok(image) => prepared.push((item, image)),
-            Err(error) => {
-                failures.push(Failure { path: relative.clone(), sha256: Some(item.sha256.clone()), error })
-            }
+            Err(error) => failures.push(Failure { path: relative.clone(), sha256: Some(item.sha256.clone()), error }),
         }
     }
     let mut features = Vec::with_capacity(prepared.len());
@@ -338,10 +332,8 @@ fn run_batch(batch: &[&HashedEntry], backbone: &Backbone, limits: &DecodeLimits)
         for (_, image) in &prepared {
             input.extend_from_slice(&image.tensor);
         }
-        let output = backbone
-            .model
-            .run(input, prepared.len())
-            .and_then(|out| out.take(&backbone.provenance.feature_tensor));
+        let output =
+            backbone.model.run(input, prepared.len()).and_then(|out| out.take(&backbone.provenance.feature_tensor));
         match output {
             Ok(tensor) => {
                 for ((item, image), row) in prepared.iter().zip(tensor.rows()) {

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use spamlens_core::{Model, ModelOptions, Preprocessing};
 
-
 use crate::error::{Result, TrainerError};
 pub use extract::{ExtractOptions, ExtractProgress, ExtractReport, Failure, NoExtractProgress, extract_to_store};
 pub use store::{FeatureRow, FeatureStore, StoreProvenance};
@@ -31,8 +30,8 @@ impl Backbone {
         let bytes = std::fs::read(path).map_err(|e| TrainerError::io(path, e))?;
         let name = path.display().to_string();
         // A first, cheap look at the metadata decides which output holds the features.
-        let feature_tensor = peek_metadata(&bytes, "feature_tensor")
-            .unwrap_or_else(|| spamlens_core::FEATURES_OUTPUT.to_owned());
+        let feature_tensor =
+            peek_metadata(&bytes, "feature_tensor").unwrap_or_else(|| spamlens_core::FEATURES_OUTPUT.to_owned());
         // Per-item plans are the fastest per image for a convolutional backbone (see `Batching`).
         let options = ModelOptions {
             intra_op_threads,

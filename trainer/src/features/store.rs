@@ -10,9 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{
-    Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt32Array,
-};
+use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -190,9 +188,8 @@ fn temporary_sibling(path: &Path) -> PathBuf {
 }
 
 fn to_batch(schema: &Arc<Schema>, rows: &[FeatureRow], dim: usize) -> std::result::Result<RecordBatch, String> {
-    let strings = |f: fn(&FeatureRow) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
+    let strings =
+        |f: fn(&FeatureRow) -> &str| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
     let mut values = Vec::with_capacity(rows.len() * dim);
     for row in rows {
         values.extend_from_slice(&row.features);
@@ -231,11 +228,8 @@ fn append_rows(batch: &RecordBatch, dim: usize, rows: &mut Vec<FeatureRow>) -> s
     let height = column::<UInt32Array>(batch, "height")?;
     let format = column::<StringArray>(batch, "format")?;
     let features = column::<FixedSizeListArray>(batch, "features")?;
-    let values = features
-        .values()
-        .as_any()
-        .downcast_ref::<Float32Array>()
-        .ok_or_else(|| "features are not f32".to_string())?;
+    let values =
+        features.values().as_any().downcast_ref::<Float32Array>().ok_or_else(|| "features are not f32".to_string())?;
     if features.null_count() > 0 {
         return Err("features column has nulls".into());
     }
