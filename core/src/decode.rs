@@ -147,7 +147,7 @@ pub fn decode_rgb(bytes: &[u8], input: &str, limits: &DecodeLimits) -> Result<De
     // Our own checks below give the precise messages; the decoder's limits are the backstop for
     // formats whose decoders allocate while reading the header.
     reader.limits(decoder_limits);
-    let decoder = reader.into_decoder().map_err(|e| limit_or_decode_error(e, input, format))?;
+    let decoder = reader.into_decoder().map_err(|e| limit_or_decode_error(e, bytes, input, format, limits))?;
 
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
@@ -186,8 +186,50 @@ pub fn decode_rgb(bytes: &[u8], input: &str, limits: &DecodeLimits) -> Result<De
     Ok(DecodedImage { rgb: flatten_onto_white(image, alpha), format })
 }
 
-fn limit_or_decode_error(e: image::ImageError, input: &str, format: ImageFormatName) -> Error {
-    Error::Decode { input: input.to_owned(), format: format.to_string(), reason: e.to_string() }
+/// Turns a decoder error into ours. When the decoder refused the header because of our limits,
+/// the header is read again without limits (header parsing allocates no pixel buffers) so the
+/// message can say which dimensions were over which limit.
+fn limit_or_decode_error(
+    e: image::ImageError,
+    bytes: &[u8],
+    input: &str,
+    format: ImageFormatName,
+    limits: &DecodeLimits,
+) -> Error {
+    if matches!(e, image::ImageError::Limits(_)) {
+        let mut reader = ImageReader::new(Cursor::new(bytes));
+        reader.set_format(to_image_format(format));
+        reader.no_limits();
+        if let Ok((width, height)) = reader.into_dimensions() {
+            if width > limits.max_width || height > limits.max_height {
+                return Error::DimensionsTooLarge {
+                    input: input.to_owned(),
+                    format: format.to_string(),
+                    width,
+                    height,
+                    max_width: limits.max_width,
+                    max_height: limits.max_height,
+                };
+            }
+            return Error::DecodedSizeTooLarge {
+                input: input.to_owned(),
+                format: format.to_string(),
+                width,
+                height,
+                needed: u64::from(width) * u64::from(height) * 4,
+                limit: limits.max_decoded_bytes,
+            };
+        }
+    }
+    let reason = if matches!(e, image::ImageError::Limits(_)) {
+        format!(
+            "over the decode limits ({}x{} pixels, {} bytes decoded): {e}",
+            limits.max_width, limits.max_height, limits.max_decoded_bytes
+        )
+    } else {
+        e.to_string()
+    };
+    Error::Decode { input: input.to_owned(), format: format.to_string(), reason }
 }
 
 fn to_image_format(format: ImageFormatName) -> ImageFormat {

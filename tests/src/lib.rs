@@ -179,8 +179,20 @@ pub fn argmax(values: &[f32]) -> usize {
     values.iter().enumerate().fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
 }
 
-/// Hostile and awkward images, made here: (file name, bytes, should it decode).
-pub fn hostile_images() -> Vec<(&'static str, Vec<u8>, bool)> {
+/// What a hostile image must give: a tensor, an error, or either (a truncated JPEG may be
+/// decoded partially, as browsers show it, or refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Must decode.
+    Image,
+    /// Must be a named error.
+    Error,
+    /// Either is acceptable; never a panic.
+    Either,
+}
+
+/// Hostile and awkward images, made here: (file name, bytes, what it must give).
+pub fn hostile_images() -> Vec<(&'static str, Vec<u8>, Expect)> {
     let eagle = std::fs::read(models_dir().join("testimages").join("bald_eagle.jpeg")).expect("test image");
     let png = encode(&image::DynamicImage::ImageRgb8(gradient(64, 48)), image::ImageFormat::Png);
     let gif = animated_gif();
@@ -193,21 +205,26 @@ pub fn hostile_images() -> Vec<(&'static str, Vec<u8>, bool)> {
         *byte = state as u8;
     }
     vec![
-        ("empty.jpg", Vec::new(), false),
-        ("random.bin", random, false),
-        ("truncated.jpg", eagle[..eagle.len() / 3].to_vec(), false),
-        ("truncated.png", png[..png.len() / 2].to_vec(), false),
-        ("truncated.gif", gif[..gif.len() / 2].to_vec(), false),
-        ("bomb.png", png_header_only(100_000, 100_000), false),
-        ("one-pixel.png", encode(&image::DynamicImage::ImageRgb8(gradient(1, 1)), image::ImageFormat::Png), true),
+        ("empty.jpg", Vec::new(), Expect::Error),
+        ("random.bin", random, Expect::Error),
+        ("truncated.jpg", eagle[..eagle.len() / 3].to_vec(), Expect::Either),
+        ("truncated-header.jpg", eagle[..300].to_vec(), Expect::Error),
+        ("truncated.png", png[..png.len() / 2].to_vec(), Expect::Error),
+        ("truncated.gif", gif[..gif.len() / 2].to_vec(), Expect::Either),
+        ("bomb.png", png_bomb(100_000, 100_000), Expect::Error),
+        (
+            "one-pixel.png",
+            encode(&image::DynamicImage::ImageRgb8(gradient(1, 1)), image::ImageFormat::Png),
+            Expect::Image,
+        ),
         (
             "strip-10000x3.png",
             encode(&image::DynamicImage::ImageRgb8(gradient(10_000, 3)), image::ImageFormat::Png),
-            true,
+            Expect::Image,
         ),
-        ("animated.gif", gif, true),
-        ("cmyk.jpg", cmyk_jpeg(), true),
-        ("rgba16.png", rgba16_png(), true),
+        ("animated.gif", gif, Expect::Image),
+        ("cmyk.jpg", cmyk_jpeg(), Expect::Image),
+        ("rgba16.png", rgba16_png(), Expect::Image),
     ]
 }
 
@@ -224,16 +241,25 @@ fn encode(image: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A syntactically valid PNG signature + IHDR claiming `width`×`height`, with no pixel data.
-pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+/// A well-formed, tiny PNG (IHDR, a small zlib IDAT, IEND) whose header claims
+/// `width`×`height`: a decompression bomb as a mail would carry it.
+pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+    fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
     let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&width.to_be_bytes());
+    let mut ihdr = width.to_be_bytes().to_vec();
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    png.extend_from_slice(&13u32.to_be_bytes());
-    png.extend_from_slice(&ihdr);
-    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    chunk(&mut png, b"IHDR", &ihdr);
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    zlib.write_all(&[0u8; 65_536]).expect("compress");
+    chunk(&mut png, b"IDAT", &zlib.finish().expect("compress"));
+    chunk(&mut png, b"IEND", &[]);
     png
 }
 

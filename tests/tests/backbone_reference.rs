@@ -13,9 +13,12 @@ fn load_backbone() -> Model {
     Model::from_bytes(&bytes, &path.display().to_string(), &options).expect("load backbone")
 }
 
+/// Features and ImageNet probabilities of one image, or the error message.
+type Outcome = Result<(Vec<f32>, Vec<f32>), String>;
+
 /// Our features and ImageNet probabilities for each image, two threads sharing one model.
-fn ours(model: &Model, images: &[PathBuf]) -> Vec<Result<(Vec<f32>, Vec<f32>), String>> {
-    let run = |path: &PathBuf| -> Result<(Vec<f32>, Vec<f32>), String> {
+fn ours(model: &Model, images: &[PathBuf]) -> Vec<Outcome> {
+    let run = |path: &PathBuf| -> Outcome {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let name = path.display().to_string();
         let image = prepare_image(&bytes, &name, &DecodeLimits::DEFAULT, &Preprocessing::RESNET_IMAGENET)

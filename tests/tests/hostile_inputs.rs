@@ -3,23 +3,30 @@
 
 use spamlens_core::{DecodeLimits, Error, Preprocessing, prepare_image};
 use spamlens_integration_tests as fixtures;
+use spamlens_integration_tests::Expect;
 use spamlens_trainer::features::{Backbone, ExtractOptions, FeatureStore, NoExtractProgress, extract_to_store};
 
 #[test]
 fn every_hostile_image_gives_a_tensor_or_a_named_error() {
-    for (name, bytes, decodable) in fixtures::hostile_images() {
+    for (name, bytes, expect) in fixtures::hostile_images() {
         let result = std::panic::catch_unwind(|| {
             prepare_image(&bytes, name, &DecodeLimits::DEFAULT, &Preprocessing::RESNET_IMAGENET)
         })
         .unwrap_or_else(|_| panic!("{name}: decoding panicked"));
         match result {
             Ok(image) => {
-                assert!(decodable, "{name}: expected an error, got a {}x{} image", image.width, image.height);
+                assert_ne!(
+                    expect,
+                    Expect::Error,
+                    "{name}: expected an error, got a {}x{} image",
+                    image.width,
+                    image.height
+                );
                 assert_eq!(image.tensor.len(), 3 * 224 * 224);
                 assert!(image.tensor.iter().all(|v| v.is_finite()), "{name}: non-finite tensor");
             }
             Err(e) => {
-                assert!(!decodable, "{name}: expected a tensor, got: {e}");
+                assert_ne!(expect, Expect::Image, "{name}: expected a tensor, got: {e}");
                 let message = e.to_string();
                 assert!(message.starts_with(name), "{name}: error does not name the input: {message}");
             }
@@ -75,32 +82,43 @@ fn store_run_over_a_mixed_folder_keeps_every_good_image() {
     let root = dir.path().join("mixed");
     std::fs::create_dir_all(root.join("ham")).unwrap();
     std::fs::create_dir_all(root.join("spam")).unwrap();
-    let mut good = 0;
-    for (name, bytes, decodable) in fixtures::hostile_images() {
+    let hostile = fixtures::hostile_images();
+    for (name, bytes, _) in &hostile {
         std::fs::write(root.join("spam").join(name), bytes).unwrap();
-        good += usize::from(decodable);
     }
     for (path, _) in fixtures::test_images() {
         std::fs::copy(&path, root.join("ham").join(path.file_name().unwrap())).unwrap();
-        good += 1;
     }
     let backbone = Backbone::load(&fixtures::reference_backbone(), None).unwrap();
     let store_path = dir.path().join("mixed.parquet");
     let report =
         extract_to_store(&root, &store_path, &backbone, &ExtractOptions::default(), &NoExtractProgress).unwrap();
-    let bad = fixtures::hostile_images().iter().filter(|(_, _, ok)| !ok).count();
-    assert_eq!(report.files, good + bad);
-    assert_eq!(report.rows, good);
-    assert_eq!(report.failures.len(), bad, "{:#?}", report.failures);
+    assert_eq!(report.files, hostile.len() + 3);
+    assert_eq!(report.rows + report.failures.len(), report.files, "every file is a row or a listed failure");
     for failure in &report.failures {
         assert!(failure.error.starts_with(&failure.path), "error names its file: {failure:?}");
     }
+    let store = FeatureStore::read(&store_path).unwrap();
+    assert_eq!(store.rows.len(), report.rows);
+    for (name, _, expect) in &hostile {
+        let path = format!("spam/{name}");
+        let stored = store.rows.iter().any(|r| r.path == path);
+        let failed = report.failures.iter().any(|f| f.path == path);
+        assert!(stored != failed, "{path}: exactly one of row and failure");
+        match expect {
+            Expect::Image => assert!(stored, "{path} must be in the store"),
+            Expect::Error => assert!(failed, "{path} must be listed as failed"),
+            Expect::Either => {}
+        }
+    }
+    for (path, _) in fixtures::test_images() {
+        let path = format!("ham/{}", path.file_name().unwrap().to_string_lossy());
+        assert!(store.rows.iter().any(|r| r.path == path), "{path} must be in the store");
+    }
     let failures = std::fs::read_to_string(report.failures_file.unwrap()).unwrap();
-    assert_eq!(failures.lines().count(), bad);
+    assert_eq!(failures.lines().count(), report.failures.len());
     assert!(failures.contains("spam/bomb.png") && failures.contains("dimension limit"));
 
-    let store = FeatureStore::read(&store_path).unwrap();
-    assert_eq!(store.rows.len(), good);
     assert!(store.rows.iter().all(|r| r.features.len() == 2048));
     assert!(store.rows.iter().any(|r| r.path == "spam/strip-10000x3.png" && r.width == 10_000 && r.height == 3));
 }
