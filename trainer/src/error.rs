@@ -33,6 +33,10 @@ pub enum TrainerError {
     #[error("building ONNX graph: {0}")]
     Graph(String),
 
+    /// Predictions and labels do not fit together.
+    #[error("metrics: {0}")]
+    Metrics(String),
+
     /// A backbone model could not be found where it was looked for.
     #[error(
         "no backbone model found (looked at: {looked_at}); run `spamlens-train backbone fetch` or pass --backbone PATH"

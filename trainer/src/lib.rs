@@ -5,6 +5,7 @@
 //! - [`features`]: batch feature extraction into a Parquet feature store, cached by content hash.
 //! - [`emailcz`]: the Email.cz reaction dataset: filters, streaming ingest, synthetic generator.
 //! - [`export`]: the one ONNX writer.
+//! - [`metrics`]: confusion matrix, per-class and weighted F1, ham→spam false-positive rate.
 //!
 //! Long-running functions report progress through small callback traits, so the binary decides how
 //! to show it (progress bars) and tests can stay silent.
@@ -15,5 +16,6 @@ pub mod emailcz;
 pub mod error;
 pub mod export;
 pub mod features;
+pub mod metrics;
 
 pub use error::{Result, TrainerError};
