@@ -240,6 +240,23 @@ impl Model {
         &self.output_names
     }
 
+    /// A human-readable summary (sha256, input, outputs, metadata), one item per line, as the
+    /// command-line tools print it.
+    pub fn describe(&self) -> String {
+        let dims: Vec<String> = self.input_dims.iter().map(ToString::to_string).collect();
+        let mut out = format!(
+            "sha256:  {}\ninput:   {} [N, {}]\noutputs: {}\n",
+            self.sha256,
+            self.input_name,
+            dims.join(", "),
+            self.output_names.join(", ")
+        );
+        for (key, value) in &self.metadata {
+            out += &format!("  {key}: {value}\n");
+        }
+        out
+    }
+
     /// Runs one batch: `input` holds `batch` items of [`values_per_item`](Self::values_per_item)
     /// floats each, row-major.
     pub fn run(&self, input: Vec<f32>, batch: usize) -> Result<ModelOutputs> {

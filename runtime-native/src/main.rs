@@ -55,14 +55,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Inspect { model } => {
             let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
             let loaded = Model::from_bytes(&bytes, &model.display().to_string(), &ModelOptions::default())?;
-            let dims: Vec<String> = loaded.input_dims().iter().map(ToString::to_string).collect();
-            println!("model:   {}", model.display());
-            println!("sha256:  {}", loaded.sha256());
-            println!("input:   {} [N, {}]", loaded.input_name(), dims.join(", "));
-            println!("outputs: {}", loaded.output_names().join(", "));
-            for (key, value) in loaded.metadata() {
-                println!("  {key}: {value}");
-            }
+            print!("model:   {}\n{}", model.display(), loaded.describe());
             Ok(true)
         }
         Command::CheckImages { files } => {

@@ -108,3 +108,24 @@ print(meta[b"spamlens.backbone_sha256"].decode(), len(df))
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{} 3", backbone.provenance.backbone_sha256));
 }
+
+#[test]
+fn identical_broken_files_are_each_listed_under_their_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    copy_sample(&root, 1);
+    std::fs::create_dir_all(root.join("spam")).unwrap();
+    std::fs::write(root.join("spam/a.gif"), b"GIF89a broken").unwrap();
+    std::fs::write(root.join("spam/b.gif"), b"GIF89a broken").unwrap();
+    let backbone = Backbone::load(&fixtures::reference_backbone(), None).unwrap();
+    let store_path = dir.path().join("store.parquet");
+    let report =
+        extract_to_store(&root, &store_path, &backbone, &ExtractOptions::default(), &NoExtractProgress).unwrap();
+    assert_eq!((report.rows, report.duplicates, report.failures.len()), (1, 1, 2));
+    let paths: Vec<&str> = report.failures.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["spam/a.gif", "spam/b.gif"]);
+    for failure in &report.failures {
+        assert!(failure.error.starts_with(&failure.path), "{failure:?}");
+    }
+    assert!(report.failures[1].error.contains("same bytes as spam/a.gif, which failed: spam/a.gif: corrupt"));
+}

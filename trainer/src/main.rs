@@ -267,13 +267,7 @@ fn info(path: Option<PathBuf>) -> Result<()> {
     let path = backbone::locate_backbone(path.as_deref())?;
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let model = spamlens_core::Model::from_bytes(&bytes, &path.display().to_string(), &Default::default())?;
-    println!("model:   {}", path.display());
-    println!("sha256:  {}", model.sha256());
-    println!("input:   {} [N, {}]", model.input_name(), join(model.input_dims()));
-    println!("outputs: {}", model.output_names().join(", "));
-    for (key, value) in model.metadata() {
-        println!("  {key}: {value}");
-    }
+    print!("model:   {}\n{}", path.display(), model.describe());
     Ok(())
 }
 
@@ -330,10 +324,6 @@ fn extract(args: FeaturesArgs) -> Result<()> {
         eprintln!("failures listed in {}", file.display());
     }
     Ok(())
-}
-
-fn join(dims: &[usize]) -> String {
-    dims.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn draw_target() -> ProgressDrawTarget {

@@ -255,17 +255,21 @@ pub fn extract_to_store(
     report.compute_seconds = compute_started.elapsed().as_secs_f64();
 
     // Identical bytes share the outcome of their one computation, failures included.
-    let failed_hashes: HashMap<String, String> =
-        report.failures.iter().filter_map(|f| f.sha256.clone().map(|sha| (sha, f.error.clone()))).collect();
+    let failed: HashMap<String, (String, String)> = report
+        .failures
+        .iter()
+        .filter_map(|f| f.sha256.clone().map(|sha| (sha, (f.path.clone(), f.error.clone()))))
+        .collect();
+    let listed: std::collections::HashSet<String> = report.failures.iter().map(|f| f.path.clone()).collect();
     for entry in &entries {
         if !known.contains_key(&entry.sha256)
-            && let Some(error) = failed_hashes.get(&entry.sha256)
-            && !report.failures.iter().any(|f| f.path == entry.entry.relative)
+            && let Some((original, error)) = failed.get(&entry.sha256)
+            && !listed.contains(&entry.entry.relative)
         {
             report.failures.push(Failure {
                 path: entry.entry.relative.clone(),
                 sha256: Some(entry.sha256.clone()),
-                error: error.clone(),
+                error: format!("{}: same bytes as {original}, which failed: {error}", entry.entry.relative),
             });
         }
     }

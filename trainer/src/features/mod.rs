@@ -11,11 +11,11 @@ use crate::error::{Result, TrainerError};
 pub use extract::{ExtractOptions, ExtractProgress, ExtractReport, Failure, NoExtractProgress, extract_to_store};
 pub use store::{FeatureRow, FeatureStore, StoreProvenance};
 
-/// A backbone loaded for feature extraction: the model (computing only its feature output), the
-/// preprocessing it declares, and the provenance recorded in stores.
+/// A backbone loaded for feature extraction: the model, the preprocessing it declares, and the
+/// provenance recorded in stores.
 #[derive(Debug)]
 pub struct Backbone {
-    /// The model, restricted to the feature output.
+    /// The model (all its outputs; the ImageNet head costs ~0.05% of the backbone's work).
     pub model: Model,
     /// The preprocessing the model's metadata declares (checked against `spamlens-core`'s).
     pub preprocessing: Preprocessing,
@@ -29,16 +29,22 @@ impl Backbone {
     pub fn load(path: &Path, intra_op_threads: Option<usize>) -> Result<Backbone> {
         let bytes = std::fs::read(path).map_err(|e| TrainerError::io(path, e))?;
         let name = path.display().to_string();
-        // A first, cheap look at the metadata decides which output holds the features.
-        let feature_tensor =
-            peek_metadata(&bytes, "feature_tensor").unwrap_or_else(|| spamlens_core::FEATURES_OUTPUT.to_owned());
         // Per-item plans are the fastest per image for a convolutional backbone (see `Batching`).
-        let options = ModelOptions {
-            intra_op_threads,
-            outputs: Some(vec![feature_tensor.clone()]),
-            batching: spamlens_core::Batching::PerItem,
-        };
+        let options = ModelOptions { intra_op_threads, outputs: None, batching: spamlens_core::Batching::PerItem };
         let model = Model::from_bytes(&bytes, &name, &options)?;
+        let feature_tensor = model
+            .metadata()
+            .get("feature_tensor")
+            .cloned()
+            .unwrap_or_else(|| spamlens_core::FEATURES_OUTPUT.to_owned());
+        if !model.output_names().contains(&feature_tensor) {
+            return Err(spamlens_core::Error::NoSuchOutput {
+                model: name,
+                name: feature_tensor,
+                available: model.output_names().join(", "),
+            }
+            .into());
+        }
         let preprocessing = Preprocessing::RESNET_IMAGENET;
         if model.input_dims() != [3, preprocessing.crop as usize, preprocessing.crop as usize] {
             return Err(spamlens_core::Error::ModelSignature {
@@ -67,11 +73,4 @@ impl Backbone {
         };
         Ok(Backbone { model, preprocessing, provenance })
     }
-}
-
-/// Reads one `metadata_props` value without building the model.
-fn peek_metadata(bytes: &[u8], key: &str) -> Option<String> {
-    use prost::Message;
-    let proto = tract_onnx::pb::ModelProto::decode(bytes).ok()?;
-    proto.metadata_props.into_iter().find(|p| p.key == key).map(|p| p.value)
 }
