@@ -2,13 +2,17 @@
 //!
 //! Image bytes are decoded within [`DecodeLimits`] ([`decode`]), turned into the backbone's input
 //! tensor by the one preprocessing implementation ([`preprocess`]), and run through an ONNX graph
-//! with tract ([`model`]). There is no file or network I/O here: callers hand in bytes and names.
+//! with tract ([`model`]); a [`Classifier`] reads a combined graph's contract from its metadata and
+//! turns image bytes into a labelled [`Verdict`]. There is no file or network I/O here: callers
+//! hand in bytes and names.
 
+pub mod classifier;
 pub mod decode;
 pub mod error;
 pub mod model;
 pub mod preprocess;
 
+pub use classifier::{Classifier, Verdict};
 pub use decode::{DecodeLimits, DecodedImage, ImageFormatName, decode_rgb, detect_format};
 pub use error::{Error, Result};
 pub use model::{Batching, Model, ModelOptions, ModelOutputs, OutputTensor};
