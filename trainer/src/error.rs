@@ -51,6 +51,14 @@ pub enum TrainerError {
     #[error("feature store {path}: {reason}")]
     Store { path: PathBuf, reason: String },
 
+    /// A plot could not be drawn or written.
+    #[error("plot {path}: {reason}")]
+    Plot { path: PathBuf, reason: String },
+
+    /// The requested training device is unavailable.
+    #[error("device: {0}")]
+    Device(String),
+
     /// The shared core library failed (model loading, inference).
     #[error(transparent)]
     Core(#[from] spamlens_core::Error),

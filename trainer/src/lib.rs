@@ -4,7 +4,11 @@
 //! - [`dataset`]: image-folder datasets (`ROOT/<label>/...`).
 //! - [`features`]: batch feature extraction into a Parquet feature store, cached by content hash.
 //! - [`emailcz`]: the Email.cz reaction dataset: filters, streaming ingest, synthetic generator.
+//! - [`experiment`]: one training run end to end (data, split, training, export, report).
 //! - [`export`]: the one ONNX writer.
+//! - [`grid`]: the paper's Table 6/7 grid over the Email.cz reaction filters.
+//! - [`head`]: the classifier head in Burn: data, model, training loop, inference.
+//! - [`report`]: training reports (JSON, Markdown) and PNG plots.
 //! - [`metrics`]: confusion matrix, per-class and weighted F1, ham→spam false-positive rate.
 //!
 //! Long-running functions report progress through small callback traits, so the binary decides how
@@ -14,8 +18,13 @@ pub mod backbone;
 pub mod dataset;
 pub mod emailcz;
 pub mod error;
+pub mod experiment;
 pub mod export;
 pub mod features;
+pub mod grid;
+pub mod head;
 pub mod metrics;
+pub mod random;
+pub mod report;
 
 pub use error::{Result, TrainerError};

@@ -107,3 +107,32 @@ fn gzip_and_plain_synthetic_files_give_the_same_ordered_result_on_any_thread_cou
     let (_, report) = ingest(&gz, &capped, &NoIngestProgress).unwrap();
     assert_eq!(report.lines, 100);
 }
+
+/// The grid reads the file once and selects each cell from the kept images' reaction counts and
+/// consistency; that must keep exactly what ingesting with the cell's filters keeps.
+#[test]
+fn grid_cells_select_what_the_filters_would_keep() {
+    use spamlens_trainer::emailcz::FilterMode;
+    use spamlens_trainer::grid::{MIN_CONSISTENCY, MIN_REACTIONS, select};
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("synth.json");
+    let mut text = Vec::new();
+    synth::write_lines(3000, 7, &mut text, &mut |_| {}).unwrap();
+    std::fs::write(&plain, &text).unwrap();
+    for mode in [FilterMode::Paper, FilterMode::ReferenceCode] {
+        let mut base = IngestOptions::default();
+        base.filter.mode = mode;
+        let (all, _) = ingest(&plain, &base, &NoIngestProgress).unwrap();
+        for &n in &MIN_REACTIONS {
+            for &c in &MIN_CONSISTENCY {
+                let mut options = base;
+                options.filter.min_reactions = n;
+                options.filter.min_consistency = c;
+                let (filtered, _) = ingest(&plain, &options, &NoIngestProgress).unwrap();
+                let rows = select(&all.reactions, &all.consistency, n, c);
+                let selected: Vec<u64> = rows.iter().map(|&i| all.lines[i]).collect();
+                assert_eq!(selected, filtered.lines, "{mode:?}, >{n} reactions, consistency ≥ {c}");
+            }
+        }
+    }
+}

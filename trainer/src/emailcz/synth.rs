@@ -15,6 +15,8 @@
 
 use std::io::Write;
 
+pub use crate::random::SplitMix64;
+
 use super::filter::Reaction;
 use super::reader::EMAILCZ_FEATURE_DIM;
 
@@ -30,29 +32,6 @@ pub const TABLE4: [(Reaction, f64); 4] = [
 ];
 /// Lines in the real dataset.
 pub const FULL_SIZE_LINES: u64 = 778_768;
-
-/// SplitMix64: small, fast, reproducible; good enough for synthetic data.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Number of reactions for one image (Table 3 and the tail above 9).
 pub fn sample_reaction_count(rng: &mut SplitMix64) -> usize {

@@ -1,9 +1,11 @@
 //! Writing ONNX: the only place in spamlens that produces `.onnx` files.
 //!
 //! [`OnnxGraphBuilder`] assembles nodes, initialisers and metadata and encodes them with
-//! tract-onnx's generated protobuf types. The backbone converter builds on it today; the trained
-//! head and the combined backbone + head graph are written with it too.
+//! tract-onnx's generated protobuf types. The backbone converter builds on it; [`head`] writes the
+//! trained head on its own and attached to the backbone (the combined graph the runtimes load).
 
+pub mod head;
 mod onnx;
 
+pub use head::{HeadGraph, HeadProvenance, Precision, combine, head_graph, read_head_graph};
 pub use onnx::{Attribute, OnnxGraphBuilder, OutputSpec};

@@ -108,6 +108,34 @@ impl OnnxGraphBuilder {
         Ok(self)
     }
 
+    /// Adds an initialiser stored as IEEE half floats (FLOAT16): half the bytes, for shipping. Read it
+    /// through a `Cast` to float; the values are rounded to the nearest half.
+    pub fn initializer_f16(&mut self, name: &str, dims: &[usize], values: &[f32]) -> Result<&mut Self> {
+        let expected: usize = dims.iter().product();
+        if expected != values.len() {
+            return Err(TrainerError::Graph(format!(
+                "initializer {name}: {} values for dims {dims:?} ({expected} expected)",
+                values.len()
+            )));
+        }
+        if let Some(v) = values.iter().find(|v| v.is_finite() && v.abs() > f32::from(half::f16::MAX)) {
+            return Err(TrainerError::Graph(format!("initializer {name}: {v} does not fit in a half float")));
+        }
+        self.claim(name)?;
+        let mut raw = Vec::with_capacity(values.len() * 2);
+        for v in values {
+            raw.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes());
+        }
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.to_owned(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: pb::tensor_proto::DataType::Float16 as i32,
+            raw_data: raw,
+            ..Default::default()
+        });
+        Ok(self)
+    }
+
     /// Adds a node of the default domain; `name` is the node name, outputs must be new names.
     pub fn node(
         &mut self,
@@ -143,6 +171,77 @@ impl OnnxGraphBuilder {
         self.metadata.retain(|(k, _)| k != key);
         self.metadata.push((key.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Starts from an existing model: its graph, metadata, and every tensor name it defines, so that
+    /// nodes can be appended to it (a head on a backbone's features).
+    pub fn from_model(model: pb::ModelProto) -> Result<Self> {
+        let graph = model.graph.ok_or_else(|| TrainerError::Graph("the model has no graph".into()))?;
+        let mut builder = Self {
+            producer_name: "spamlens".to_owned(),
+            producer_version: env!("CARGO_PKG_VERSION").to_owned(),
+            doc_string: model.doc_string,
+            metadata: model.metadata_props.into_iter().map(|p| (p.key, p.value)).collect(),
+            ..Default::default()
+        };
+        let defined = graph
+            .input
+            .iter()
+            .map(|i| i.name.clone())
+            .chain(graph.initializer.iter().map(|t| t.name.clone()))
+            .chain(graph.node.iter().flat_map(|n| n.output.iter().cloned()))
+            .filter(|n| !n.is_empty());
+        builder.names.extend(defined);
+        builder.graph = graph;
+        Ok(builder)
+    }
+
+    /// Removes every graph output (before declaring new ones).
+    pub fn clear_outputs(&mut self) -> &mut Self {
+        self.graph.output.clear();
+        self
+    }
+
+    /// Renames the graph.
+    pub fn graph_name(&mut self, name: &str) -> &mut Self {
+        name.clone_into(&mut self.graph.name);
+        self
+    }
+
+    /// Drops nodes and initialisers that no graph output depends on (e.g. a backbone's ImageNet
+    /// classifier once a head replaces it), so the written file carries no dead weights.
+    pub fn prune_to_outputs(&mut self) -> &mut Self {
+        let mut needed: std::collections::HashSet<String> = self.graph.output.iter().map(|o| o.name.clone()).collect();
+        let mut keep = vec![false; self.graph.node.len()];
+        for (i, node) in self.graph.node.iter().enumerate().rev() {
+            if node.output.iter().any(|o| needed.contains(o)) {
+                keep[i] = true;
+                needed.extend(node.input.iter().filter(|n| !n.is_empty()).cloned());
+            }
+        }
+        let mut index = 0;
+        self.graph.node.retain(|_| {
+            index += 1;
+            keep[index - 1]
+        });
+        self.graph.initializer.retain(|t| needed.contains(&t.name));
+        self.graph.value_info.retain(|v| needed.contains(&v.name));
+        self.names = needed
+            .into_iter()
+            .chain(self.graph.input.iter().map(|i| i.name.clone()))
+            .chain(self.graph.node.iter().flat_map(|n| n.output.iter().cloned()))
+            .collect();
+        self
+    }
+
+    /// The value of a `metadata_props` entry.
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Removes every `metadata_props` entry and returns them.
+    pub fn take_metadata(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.metadata)
     }
 
     /// Whether a tensor of this name exists already.

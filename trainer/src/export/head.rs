@@ -1,0 +1,410 @@
+//! The trained head as ONNX: on its own (input `features` `[N, 2048]`) or attached to the backbone's
+//! `features` tensor as one combined graph (input: the preprocessed image), both with output
+//! `probabilities` `[N, classes]` and the contract in `metadata_props` (keys from
+//! `spamlens_core::classifier`).
+
+use prost::Message;
+use serde::Serialize;
+use spamlens_core::classifier::{
+    KIND_COMBINED, KIND_HEAD, META_BACKBONE_SHA256, META_CREATED, META_FEATURE_BACKBONE_SHA256, META_FEATURE_SOURCE,
+    META_HEAD, META_KIND, META_LABELS, META_METRICS, META_PRECISION, META_PREPROCESSING, META_TRAINING, META_VERSION,
+    PROBABILITIES_OUTPUT,
+};
+use spamlens_core::{FEATURE_DIM, FEATURES_OUTPUT};
+use tract_onnx::pb;
+
+use super::onnx::{Attribute, OnnxGraphBuilder, OutputSpec};
+use crate::error::{Result, TrainerError};
+use crate::head::{DenseLayer, FeatureSource, HeadWeights};
+
+/// [`META_FEATURE_SOURCE`] of heads trained on spamlens backbone features.
+pub const SOURCE_BACKBONE: &str = "spamlens-backbone";
+/// [`META_FEATURE_SOURCE`] of heads trained on the Email.cz dataset's features.
+pub const SOURCE_EMAILCZ: &str = "emailcz-v1";
+
+/// How the head's weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats: exactly the trained values.
+    F32,
+    /// 16-bit floats behind a `Cast`: half the size (the committed default head fits in git).
+    F16,
+}
+
+impl Precision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+/// What a head graph records about its training, besides the weights.
+#[derive(Debug, Clone)]
+pub struct HeadProvenance {
+    /// Where the training features came from.
+    pub source: FeatureSource,
+    /// Training data summary (JSON).
+    pub training: serde_json::Value,
+    /// Held-out metrics (JSON), if there was a test side.
+    pub metrics: Option<serde_json::Value>,
+}
+
+/// Writes the head-only graph: `features` `[N, input_dim]` → Gemm/Relu… → Softmax → `probabilities`.
+pub fn head_graph(weights: &HeadWeights, provenance: &HeadProvenance, precision: Precision) -> Result<Vec<u8>> {
+    let mut b = OnnxGraphBuilder::new("spamlens-head");
+    b.doc_string("spamlens classifier head over ResNet-50 features; softmax probabilities per label");
+    b.input(FEATURES_OUTPUT, &[weights.input_dim()])?;
+    append_head(&mut b, weights, precision)?;
+    b.output(&OutputSpec { name: PROBABILITIES_OUTPUT.into(), dims: vec![None, Some(weights.labels.len())] });
+    b.metadata(META_KIND, KIND_HEAD);
+    head_metadata(&mut b, weights, provenance, precision);
+    b.encode()
+}
+
+/// Tensor name of layer `index`'s weight or bias inside a head graph.
+fn param_name(index: usize, what: &str) -> String {
+    format!("head/dense{index}/{what}")
+}
+
+fn append_head(b: &mut OnnxGraphBuilder, weights: &HeadWeights, precision: Precision) -> Result<()> {
+    let mut x = FEATURES_OUTPUT.to_owned();
+    let last = weights.layers.len() - 1;
+    for (i, layer) in weights.layers.iter().enumerate() {
+        let (w, bias) = (param_name(i, "weight"), param_name(i, "bias"));
+        let (w_in, bias_in) = match precision {
+            Precision::F32 => {
+                b.initializer(&w, &[layer.inputs, layer.outputs], &layer.weight)?;
+                b.initializer(&bias, &[layer.outputs], &layer.bias)?;
+                (w.clone(), bias.clone())
+            }
+            Precision::F16 => {
+                let (w16, b16) = (format!("{w}_f16"), format!("{bias}_f16"));
+                b.initializer_f16(&w16, &[layer.inputs, layer.outputs], &layer.weight)?;
+                b.initializer_f16(&b16, &[layer.outputs], &layer.bias)?;
+                let to_float = [("to", Attribute::Int(pb::tensor_proto::DataType::Float as i64))];
+                b.node("Cast", &format!("head/dense{i}/cast_weight"), &[&w16], &[&w], &to_float)?;
+                b.node("Cast", &format!("head/dense{i}/cast_bias"), &[&b16], &[&bias], &to_float)?;
+                (w.clone(), bias.clone())
+            }
+        };
+        let y = format!("head/dense{i}/out");
+        b.node("Gemm", &format!("head/dense{i}"), &[&x, &w_in, &bias_in], &[&y], &[])?;
+        x = if i < last {
+            let r = format!("head/dense{i}/relu");
+            b.node("Relu", &r, &[&y], &[&r], &[])?;
+            r
+        } else {
+            y
+        };
+    }
+    b.node("Softmax", "head/softmax", &[&x], &[PROBABILITIES_OUTPUT], &[("axis", Attribute::Int(1))])?;
+    Ok(())
+}
+
+fn head_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, provenance: &HeadProvenance, precision: Precision) {
+    b.metadata(META_LABELS, &weights.labels.join(","));
+    let config = crate::head::HeadConfig {
+        input_dim: weights.input_dim(),
+        hidden: weights.hidden(),
+        classes: weights.labels.len(),
+    };
+    b.metadata(META_HEAD, &config.describe());
+    match &provenance.source {
+        FeatureSource::Backbone { sha256, preprocessing } => {
+            b.metadata(META_FEATURE_SOURCE, SOURCE_BACKBONE);
+            b.metadata(META_FEATURE_BACKBONE_SHA256, sha256);
+            b.metadata(META_PREPROCESSING, preprocessing);
+        }
+        FeatureSource::EmailCz => {
+            b.metadata(META_FEATURE_SOURCE, SOURCE_EMAILCZ);
+            b.metadata(META_FEATURE_BACKBONE_SHA256, "");
+        }
+    }
+    b.metadata(META_TRAINING, &provenance.training.to_string());
+    if let Some(metrics) = &provenance.metrics {
+        b.metadata(META_METRICS, &metrics.to_string());
+    }
+    b.metadata(META_PRECISION, precision.as_str());
+    b.metadata(META_VERSION, env!("CARGO_PKG_VERSION"));
+    b.metadata(META_CREATED, &creation_time());
+}
+
+/// A head graph read back: its weights (f16 widened to f32) and metadata.
+#[derive(Debug, Clone)]
+pub struct HeadGraph {
+    /// The weights.
+    pub weights: HeadWeights,
+    /// Every `metadata_props` entry, in file order.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl HeadGraph {
+    /// The value of a metadata entry.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads a head graph written by [`head_graph`] (named `name` in errors).
+pub fn read_head_graph(bytes: &[u8], name: &str) -> Result<HeadGraph> {
+    let bad = |reason: String| TrainerError::Graph(format!("{name}: {reason}"));
+    let model = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not an ONNX protobuf ({e})")))?;
+    let metadata: Vec<(String, String)> = model.metadata_props.into_iter().map(|p| (p.key, p.value)).collect();
+    let meta = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    if meta(META_KIND).as_deref() != Some(KIND_HEAD) {
+        return Err(bad(format!("metadata '{META_KIND}' is not '{KIND_HEAD}'; not a spamlens head graph")));
+    }
+    let labels: Vec<String> = meta(META_LABELS).unwrap_or_default().split(',').map(str::to_owned).collect();
+    let graph = model.graph.ok_or_else(|| bad("no graph".into()))?;
+    let tensor = |tensor_name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
+        let t = graph
+            .initializer
+            .iter()
+            .find(|t| t.name == tensor_name || t.name == format!("{tensor_name}_f16"))
+            .ok_or_else(|| bad(format!("missing initializer {tensor_name}")))?;
+        let dims: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
+        let values: Vec<f32> = if t.data_type == pb::tensor_proto::DataType::Float as i32 {
+            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        } else if t.data_type == pb::tensor_proto::DataType::Float16 as i32 {
+            t.raw_data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+        } else {
+            return Err(bad(format!(
+                "initializer {} has data type {}, expected float or float16",
+                t.name, t.data_type
+            )));
+        };
+        if values.len() != dims.iter().product::<usize>() {
+            return Err(bad(format!("initializer {} holds {} values for dims {dims:?}", t.name, values.len())));
+        }
+        Ok((dims, values))
+    };
+    let mut layers = Vec::new();
+    while graph.initializer.iter().any(|t| t.name.starts_with(&param_name(layers.len(), "weight"))) {
+        let i = layers.len();
+        let (dims, weight) = tensor(&param_name(i, "weight"))?;
+        let (_, bias) = tensor(&param_name(i, "bias"))?;
+        let [inputs, outputs] = dims[..] else { return Err(bad(format!("layer {i} weight is not 2-D: {dims:?}"))) };
+        layers.push(DenseLayer { inputs, outputs, weight, bias });
+    }
+    let weights = HeadWeights::new(layers, labels).map_err(|e| bad(e.to_string()))?;
+    Ok(HeadGraph { weights, metadata })
+}
+
+/// Attaches a head to a backbone: the backbone graph with its outputs replaced by the head's
+/// `probabilities`, dead nodes (the ImageNet classifier) pruned, and metadata from both.
+///
+/// Refused (unless `force`) when the head was trained on other features than this backbone's: an
+/// Email.cz head (a different network's features) or a head from another backbone version.
+pub fn combine(backbone: &[u8], backbone_name: &str, head: &HeadGraph, force: bool) -> Result<Vec<u8>> {
+    let backbone_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(backbone));
+    let model = pb::ModelProto::decode(backbone)
+        .map_err(|e| TrainerError::Graph(format!("{backbone_name}: not an ONNX protobuf ({e})")))?;
+    let refuse = |reason: String| -> Result<()> {
+        if force {
+            tracing::warn!("combining anyway (--force): {reason}");
+            Ok(())
+        } else {
+            Err(TrainerError::Graph(format!("{reason}; pass --force to combine anyway")))
+        }
+    };
+    match head.meta(META_FEATURE_SOURCE) {
+        Some(SOURCE_BACKBONE) => {
+            let trained_on = head.meta(META_FEATURE_BACKBONE_SHA256).unwrap_or_default();
+            if trained_on != backbone_sha {
+                refuse(format!(
+                    "the head was trained on features of backbone {trained_on}, but {backbone_name} is {backbone_sha}"
+                ))?;
+            }
+        }
+        Some(SOURCE_EMAILCZ) => refuse(
+            "the head was trained on Email.cz features, which come from a different network (TF-slim resnet_v1_50 \
+             pool5, caffe preprocessing) than the spamlens backbone; its outputs on our features are meaningless"
+                .to_owned(),
+        )?,
+        other => refuse(format!("the head does not say what features it was trained on ({other:?})"))?,
+    }
+
+    let mut b = OnnxGraphBuilder::from_model(model)?;
+    let backbone_meta = b.take_metadata();
+    let backbone_value = |key: &str| backbone_meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    if !b.defines(FEATURES_OUTPUT) {
+        return Err(TrainerError::Graph(format!(
+            "{backbone_name}: no '{FEATURES_OUTPUT}' tensor to attach the head to"
+        )));
+    }
+    let feature_dim = backbone_value("feature_dim").and_then(|d| d.parse().ok()).unwrap_or(FEATURE_DIM);
+    if feature_dim != head.weights.input_dim() {
+        return Err(TrainerError::Graph(format!(
+            "{backbone_name} gives {feature_dim} features, the head takes {}",
+            head.weights.input_dim()
+        )));
+    }
+    let preprocessing = backbone_value("preprocessing").ok_or_else(|| {
+        TrainerError::Graph(format!("{backbone_name}: no 'preprocessing' metadata; not a spamlens backbone"))
+    })?;
+    b.clear_outputs();
+    b.graph_name("spamlens-classifier");
+    b.doc_string("spamlens image-spam classifier: ResNet-50 backbone + trained head; softmax probabilities per label");
+    let precision = if head.meta(META_PRECISION) == Some("f16") { Precision::F16 } else { Precision::F32 };
+    append_head(&mut b, &head.weights, precision)?;
+    b.output(&OutputSpec { name: PROBABILITIES_OUTPUT.into(), dims: vec![None, Some(head.weights.labels.len())] });
+    b.prune_to_outputs();
+    for (key, value) in &head.metadata {
+        b.metadata(key, value);
+    }
+    for (key, value) in &backbone_meta {
+        b.metadata(&format!("backbone.{key}"), value);
+    }
+    b.metadata(META_KIND, KIND_COMBINED);
+    b.metadata(META_PREPROCESSING, &preprocessing);
+    b.metadata(META_BACKBONE_SHA256, &backbone_sha);
+    b.metadata(META_VERSION, env!("CARGO_PKG_VERSION"));
+    b.metadata(META_CREATED, &creation_time());
+    b.encode()
+}
+
+/// Now in RFC 3339 (UTC, seconds), or `SOURCE_DATE_EPOCH` when set, for reproducible files.
+pub fn creation_time() -> String {
+    let seconds =
+        std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        });
+    rfc3339_utc(seconds)
+}
+
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, Howard Hinnant's algorithm).
+pub fn rfc3339_utc(unix_seconds: u64) -> String {
+    let days = (unix_seconds / 86_400) as i64;
+    let secs = unix_seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spamlens_core::{Model, ModelOptions};
+
+    fn toy_weights() -> HeadWeights {
+        // 3 features → 2 hidden → 2 classes.
+        HeadWeights::new(
+            vec![
+                DenseLayer {
+                    inputs: 3,
+                    outputs: 2,
+                    weight: vec![1.0, -1.0, 0.5, 0.25, -2.0, 1.0],
+                    bias: vec![0.1, -0.1],
+                },
+                DenseLayer { inputs: 2, outputs: 2, weight: vec![1.0, -1.0, -0.5, 2.0], bias: vec![0.0, 0.3] },
+            ],
+            vec!["ham".into(), "spam".into()],
+        )
+        .unwrap()
+    }
+
+    fn reference(weights: &HeadWeights, x: &[f32]) -> Vec<f32> {
+        let mut v: Vec<f64> = x.iter().map(|&f| f64::from(f)).collect();
+        for (i, layer) in weights.layers.iter().enumerate() {
+            let mut y: Vec<f64> = layer.bias.iter().map(|&b| f64::from(b)).collect();
+            for (r, xv) in v.iter().enumerate() {
+                for (c, yv) in y.iter_mut().enumerate() {
+                    *yv += xv * f64::from(layer.weight[r * layer.outputs + c]);
+                }
+            }
+            if i + 1 < weights.layers.len() {
+                y.iter_mut().for_each(|t| *t = t.max(0.0));
+            }
+            v = y;
+        }
+        let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = v.iter().map(|t| (t - max).exp()).sum();
+        v.iter().map(|t| ((t - max).exp() / sum) as f32).collect()
+    }
+
+    fn provenance() -> HeadProvenance {
+        HeadProvenance {
+            source: FeatureSource::Backbone { sha256: "ab".repeat(32), preprocessing: "p".into() },
+            training: serde_json::json!({"rows": 3}),
+            metrics: None,
+        }
+    }
+
+    #[test]
+    fn head_graph_computes_the_head_in_both_precisions() {
+        let weights = toy_weights();
+        let x = [0.5f32, 2.0, 1.0, 0.0, 1.0, 3.0];
+        for precision in [Precision::F32, Precision::F16] {
+            let bytes = head_graph(&weights, &provenance(), precision).unwrap();
+            let model = Model::from_bytes(&bytes, "head", &ModelOptions::default()).unwrap();
+            assert_eq!(model.metadata().get(META_LABELS).map(String::as_str), Some("ham,spam"));
+            let out = model.run(x.to_vec(), 2).unwrap().take(PROBABILITIES_OUTPUT).unwrap();
+            for (row, input) in out.rows().zip(x.chunks(3)) {
+                let expected = reference(&weights, input);
+                for (a, e) in row.iter().zip(&expected) {
+                    assert!((a - e).abs() < 1e-3, "{precision:?}: {row:?} vs {expected:?}");
+                }
+            }
+            // Reading back gives the (rounded) weights and the metadata.
+            let read = read_head_graph(&bytes, "head").unwrap();
+            assert_eq!(read.weights.labels, weights.labels);
+            assert_eq!(read.meta(META_PRECISION), Some(precision.as_str()));
+            if precision == Precision::F32 {
+                assert_eq!(read.weights, weights);
+            }
+        }
+    }
+
+    #[test]
+    fn emailcz_heads_and_foreign_backbones_are_refused_without_force() {
+        let mut b = OnnxGraphBuilder::new("fake-backbone");
+        b.input("input", &[3]).unwrap();
+        b.node("Relu", "r", &["input"], &[FEATURES_OUTPUT], &[]).unwrap();
+        b.output(&OutputSpec { name: FEATURES_OUTPUT.into(), dims: vec![None, Some(3)] });
+        b.metadata("preprocessing", "p").metadata("feature_dim", "3");
+        let backbone = b.encode().unwrap();
+
+        let emailcz = HeadProvenance { source: FeatureSource::EmailCz, ..provenance() };
+        let head = read_head_graph(&head_graph(&toy_weights(), &emailcz, Precision::F32).unwrap(), "h").unwrap();
+        let err = combine(&backbone, "fake", &head, false).unwrap_err().to_string();
+        assert!(err.contains("Email.cz") && err.contains("--force"), "{err}");
+        assert!(combine(&backbone, "fake", &head, true).is_ok());
+
+        let other = read_head_graph(&head_graph(&toy_weights(), &provenance(), Precision::F32).unwrap(), "h").unwrap();
+        let err = combine(&backbone, "fake", &other, false).unwrap_err().to_string();
+        assert!(err.contains("trained on features of backbone"), "{err}");
+
+        // With the right backbone sha the combination goes through and runs.
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&backbone));
+        let fitting = HeadProvenance {
+            source: FeatureSource::Backbone { sha256: sha, preprocessing: "p".into() },
+            ..provenance()
+        };
+        let head = read_head_graph(&head_graph(&toy_weights(), &fitting, Precision::F32).unwrap(), "h").unwrap();
+        let combined = combine(&backbone, "fake", &head, false).unwrap();
+        let model = Model::from_bytes(&combined, "combined", &ModelOptions::default()).unwrap();
+        assert_eq!(model.output_names(), [PROBABILITIES_OUTPUT]);
+        assert_eq!(model.metadata().get(META_KIND).map(String::as_str), Some(KIND_COMBINED));
+        assert_eq!(model.metadata().get("backbone.preprocessing").map(String::as_str), Some("p"));
+        let out = model.run(vec![-1.0, 2.0, 1.0], 1).unwrap().take(PROBABILITIES_OUTPUT).unwrap();
+        let expected = reference(&toy_weights(), &[0.0, 2.0, 1.0]);
+        assert!(out.values.iter().zip(&expected).all(|(a, e)| (a - e).abs() < 1e-6), "{out:?} vs {expected:?}");
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_795_651_199), "2026-11-25T23:59:59Z");
+    }
+}
