@@ -111,3 +111,117 @@ fn fetch_refuses_a_local_tarball_with_the_wrong_checksum() {
     assert!(stderr.contains("refusing to use it") && stderr.contains("863f7e63"), "{stderr}");
     assert!(!dir.path().join("b.onnx").exists());
 }
+
+/// Email.cz features come from another network: `train` writes the head only and says why, and
+/// `export` refuses to attach such a head to our backbone unless forced. `grid` prints Tables 6/7.
+#[test]
+fn emailcz_training_export_refusal_and_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synth.json.gz");
+    let out = bin().args(["synth-emailcz", "--lines", "800", "--out"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let run_dir = dir.path().join("run");
+    let out = bin()
+        .args(["train", "--emailcz"])
+        .arg(&file)
+        .args(["--epochs", "3", "--hidden", "64", "--batch-size", "256", "--test-fraction", "0.15", "--out"])
+        .arg(&run_dir)
+        .arg("--backbone")
+        .arg(backbone())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("weighted") && stdout.contains("ad"), "three classes evaluated:\n{stdout}");
+    assert!(stdout.contains("no combined model") && stdout.contains("Email.cz"), "{stdout}");
+    assert!(run_dir.join("head.onnx").is_file() && !run_dir.join("model.onnx").exists());
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["data"]["classes"], serde_json::json!(["ham", "spam", "ad"]));
+    assert_eq!(report["history"].as_array().unwrap().len(), 3);
+
+    // Same seed, same device: the same model from two separate runs. Not always bit-identical: the
+    // CPU backend's kernels may round the last bit differently between runs (measured ≤ 1e-7).
+    let head_of = |out: &Path| {
+        let status = bin()
+            .env("SOURCE_DATE_EPOCH", "1795651199")
+            .args(["train", "--emailcz"])
+            .arg(&file)
+            .args(["--epochs", "2", "--hidden", "32", "--batch-size", "128", "--head-only", "--no-plots", "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+            .status;
+        assert!(status.success());
+        spamlens_trainer::export::read_head_graph(&std::fs::read(out.join("head.onnx")).unwrap(), "head").unwrap()
+    };
+    let (a, b) = (head_of(&dir.path().join("a")), head_of(&dir.path().join("b")));
+    assert_eq!(a.metadata, b.metadata);
+    let max_diff = a
+        .weights
+        .layers
+        .iter()
+        .zip(&b.weights.layers)
+        .flat_map(|(l, m)| l.weight.iter().zip(&m.weight))
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-5, "same seed, different heads: max |Δw| = {max_diff}");
+
+    let combined = dir.path().join("combined.onnx");
+    let out = bin()
+        .args(["export", "--head"])
+        .arg(run_dir.join("head.onnx"))
+        .arg("--backbone")
+        .arg(backbone())
+        .arg("--out")
+        .arg(&combined)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("Email.cz") && stderr.contains("--force"), "{stderr}");
+    assert!(!combined.exists());
+
+    let out = bin()
+        .args(["grid"])
+        .arg(&file)
+        .args(["--epochs", "2", "--hidden", "16", "--batch-size", "512", "--out"])
+        .arg(dir.path().join("grid"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Table 6") && stdout.contains("Table 7") && stdout.contains("| >20 |"), "{stdout}");
+    let grid: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("grid.json")).unwrap()).unwrap();
+    let cells = grid["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 36);
+    // Stricter filters never keep more images.
+    assert!(cells[0]["samples"].as_u64() >= cells[35]["samples"].as_u64());
+    assert!(cells[0]["weighted_f1"].as_f64().is_some(), "the unfiltered cell is trained");
+}
+
+#[test]
+fn train_rejects_bad_arguments_with_clear_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.parquet");
+    let out = bin().args(["train", "--store"]).arg(&missing).arg("--out").arg(dir.path().join("o")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("nope.parquet"), "{stderr}");
+    let out = bin()
+        .args(["train", "--store"])
+        .arg(&missing)
+        .args(["--test-fraction", "1.5", "--out"])
+        .arg(dir.path().join("o"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--test-fraction"));
+    let out = bin()
+        .args(["train", "--store"])
+        .arg(&missing)
+        .args(["--device", "tpu", "--out"])
+        .arg(dir.path().join("o"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device 'tpu'"));
+}

@@ -11,6 +11,8 @@ use spamlens_core::DecodeLimits;
 use spamlens_trainer::backbone::{self, fetch::DownloadProgress};
 use spamlens_trainer::features::{self, Backbone, ExtractOptions, ExtractProgress};
 
+mod train;
+
 #[derive(Parser, Debug)]
 #[command(name = "spamlens-train", version, about = "Train and export spamlens models", long_about = None)]
 struct Cli {
@@ -34,6 +36,13 @@ enum Command {
     /// Stream an Email.cz file (.json or .json.gz) through the reaction filters and report what
     /// they keep, drop and reject.
     IngestEmailcz(IngestArgs),
+    /// Train the classifier head on feature stores or an Email.cz file; writes head.onnx, the
+    /// combined model.onnx, a report (JSON, Markdown) and plots.
+    Train(train::TrainArgs),
+    /// Attach a trained head to the backbone: one combined ONNX graph for `spamlens classify`.
+    Export(train::ExportArgs),
+    /// The paper's Table 6/7: train and test on every reaction-filter combination of an Email.cz file.
+    Grid(train::GridArgs),
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +163,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -171,6 +181,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Features(args) => extract(args),
         Command::SynthEmailcz(args) => synth_emailcz(args),
         Command::IngestEmailcz(args) => ingest_emailcz(args),
+        Command::Train(args) => train::train(args),
+        Command::Export(args) => train::export(args),
+        Command::Grid(args) => train::grid(args),
     }
 }
 
