@@ -53,6 +53,31 @@ pub fn imagespam_dataset(name: &str) -> PathBuf {
     dir
 }
 
+/// A feature store of a whole shared dataset (`dredze2007`, `image-spam-hunter`), extracted with
+/// the reference backbone into `target/spamlens-test-features/`. Later calls and later test
+/// binaries reuse it: extraction only computes images whose content hash is not stored yet.
+pub fn dataset_features(name: &str) -> PathBuf {
+    use spamlens_trainer::features::{Backbone, ExtractOptions, NoExtractProgress, extract_to_store};
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let dir = target.join("spamlens-test-features");
+    std::fs::create_dir_all(&dir).expect("create the test feature folder");
+    let store = dir.join(format!("{name}.parquet"));
+    let backbone = Backbone::load(&reference_backbone(), None).expect("load the reference backbone");
+    let report =
+        extract_to_store(&imagespam_dataset(name), &store, &backbone, &ExtractOptions::default(), &NoExtractProgress)
+            .expect("extract dataset features");
+    assert!(
+        report.failures.is_empty(),
+        "{name}: {} images failed: {:?}",
+        report.failures.len(),
+        report.failures.first()
+    );
+    store
+}
+
 /// Rows of a shared manifest: (relative path, label, format).
 pub fn manifest(dataset: &Path) -> Vec<(String, String, String)> {
     let text = std::fs::read_to_string(dataset.join("manifest.tsv")).expect("read manifest.tsv");
@@ -100,6 +125,37 @@ pub fn dataset_sample(n: usize) -> Vec<PathBuf> {
     }
     picked.truncate(n);
     picked
+}
+
+/// Runs `model` with onnxruntime (`tests/reference/ort_run.py`) on `batch` items of raw input and
+/// returns the output `output` as flat f32 values. Panics with install instructions on failure.
+pub fn onnxruntime_run(model: &Path, inputs: &[f32], batch: usize, output: &str) -> Vec<f32> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = workspace_root().join("tests").join("reference").join("ort_run.py");
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (input_path, output_path) = (dir.path().join("in.f32"), dir.path().join("out.f32"));
+    let bytes: Vec<u8> = inputs.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&input_path, bytes).expect("write inputs");
+    let result = Command::new(&python)
+        .arg(&script)
+        .arg(model)
+        .arg(&input_path)
+        .arg(batch.to_string())
+        .arg(output)
+        .arg(&output_path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python} (set PYTHON to override): {e}"));
+    assert!(
+        result.status.success(),
+        "onnxruntime failed ({}). It needs onnxruntime and numpy: `{python} -m pip install onnxruntime numpy`.\n{}",
+        result.status,
+        String::from_utf8_lossy(&result.stderr)
+    );
+    std::fs::read(&output_path)
+        .expect("read onnxruntime output")
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// One image's result from the Python reference.
