@@ -1,11 +1,14 @@
 //! `spamlens`: the native runtime's command line. Thin over `spamlens-core`.
 //!
-//! Today it inspects models and checks images the way the classifier will read them; the
-//! `classify` and `serve` commands arrive with the trained head.
+//! `classify` labels images with a combined model (by default the built-in head on the fetched
+//! backbone); `inspect` and `check-images` help diagnose models and inputs.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+
+mod classify;
+mod default_model;
 use clap::{Parser, Subcommand};
 use spamlens_core::{DecodeLimits, Model, ModelOptions, Preprocessing, prepare_image};
 
@@ -18,6 +21,26 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Label images as spam / ham (/ ad): one line per file, in order. Folders are walked for
+    /// image files. Exits with status 1 if any file failed.
+    Classify {
+        /// Image files or folders.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// A combined model (model.onnx from `spamlens-train train`). Default: the built-in head on
+        /// the fetched backbone.
+        #[arg(long, env = "SPAMLENS_MODEL")]
+        model: Option<PathBuf>,
+        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).
+        #[arg(long, conflicts_with = "model")]
+        backbone: Option<PathBuf>,
+        /// Print JSON Lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Parallel workers (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Print an ONNX model's input, outputs and metadata.
     Inspect {
         /// The ONNX file.
@@ -39,6 +62,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -52,6 +76,15 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<bool> {
     match cli.command {
+        Command::Classify { inputs, model, backbone, json, jobs } => {
+            let model = match model {
+                Some(path) => path,
+                None => default_model::default_model(backbone.as_deref())?,
+            };
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let format = if json { classify::Format::Json } else { classify::Format::Table };
+            classify::classify(&model, &inputs, format, jobs)
+        }
         Command::Inspect { model } => {
             let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
             let loaded = Model::from_bytes(&bytes, &model.display().to_string(), &ModelOptions::default())?;
