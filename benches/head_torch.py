@@ -7,7 +7,7 @@ epochs, on the same stratified split sizes of a spamlens feature store. Prints t
 (optimiser steps only) for both, the ratio spamlens / PyTorch, and both held-out weighted F1s.
 
 Usage:
-    cargo build --release -p spamlens-trainer
+    cargo build --release -p spamlens-trainer      # or the (optimised) dev build; SPAMLENS_TRAIN=path overrides
     python3 benches/head_torch.py features/dredze2007.parquet [--epochs 80] [--batch-size 5000] [--device cpu|cuda]
 
 PyTorch is only this reference's dependency (`pip install torch`); spamlens does not use it.
@@ -96,9 +96,13 @@ def torch_run(x, y, classes, train, test, args):
 
 
 def spamlens_run(store, args):
-    binary = os.path.join(os.path.dirname(__file__), "..", "target", "release", "spamlens-train")
-    if not os.path.exists(binary):
-        sys.exit(f"{binary} missing: cargo build --release -p spamlens-trainer")
+    target = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target")
+    candidates = [os.environ.get("SPAMLENS_TRAIN", ""), os.path.join(target, "release", "spamlens-train"),
+                  os.path.join(target, "debug", "spamlens-train")]  # the dev profile is optimised too
+    found = [c for c in candidates[1:] if os.path.exists(c)]
+    binary = candidates[0] or (max(found, key=os.path.getmtime) if found else None)  # the newest build
+    if binary is None:
+        sys.exit("spamlens-train not built: cargo build --release -p spamlens-trainer (or set SPAMLENS_TRAIN)")
     with tempfile.TemporaryDirectory() as out:
         cmd = [binary, "train", "--store", store, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                "--seed", str(args.seed), "--head-only", "--no-plots", "--out", out, "--device", args.device]
