@@ -149,17 +149,36 @@ pub fn train(
         TrainDevice::Cuda(index) => {
             type Gpu = burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>;
             let gpu = burn::backend::cuda::CudaDevice::new(index);
-            // burn-cuda panics when no driver or GPU is present; turn that into an error.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // burn-cuda panics (on its own threads too) when no driver or GPU is present: keep the
+            // first panic's message quiet and turn it into an error that says what failed.
+            static FIRST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|info| {
+                let mut first = FIRST_PANIC.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if first.is_none() {
+                    let payload = info.payload();
+                    let text = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "unknown failure".to_owned());
+                    *first = Some(text);
+                }
+            }));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 train_on::<Gpu>(data, split, options, &gpu, device, progress)
-            }))
-            .unwrap_or_else(|panic| {
-                let reason = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            }));
+            std::panic::set_hook(previous);
+            outcome.unwrap_or_else(|_| {
+                let reason = FIRST_PANIC
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
                     .unwrap_or_else(|| "unknown failure".to_owned());
-                Err(TrainerError::Device(format!("cuda:{index} failed: {reason}")))
+                let reason: String = reason.chars().take(240).collect();
+                Err(TrainerError::Device(format!(
+                    "cuda:{index} failed (is the NVIDIA driver installed and a GPU visible?): {reason}"
+                )))
             })
         }
         #[cfg(not(feature = "cuda"))]
