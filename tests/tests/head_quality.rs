@@ -33,7 +33,7 @@ fn quality(dataset: &str) -> f64 {
 }
 
 #[test]
-fn dredze2007_weighted_f1_is_at_least_0_95() {
+fn dredze2007_weighted_f1_holds_the_paper_recipe_level() {
     let f1 = quality("dredze2007");
     assert!(f1 >= DREDZE_FLOOR, "dredze2007 weighted F1 {f1:.4} < {DREDZE_FLOOR}");
 }
