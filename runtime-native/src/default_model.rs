@@ -12,7 +12,8 @@ use spamlens_trainer::backbone;
 pub const DEFAULT_HEAD: &[u8] = include_bytes!("../../models/default/head.onnx");
 
 /// The command that makes the backbone, for messages.
-pub const FETCH_COMMAND: &str = "cargo run --release -p spamlens-trainer -- backbone fetch";
+pub const FETCH_COMMAND: &str =
+    "spamlens-train backbone fetch   (in a checkout: cargo run -p spamlens-trainer -- backbone fetch)";
 
 /// Where the combined default model is cached: the spamlens cache folder, keyed by both inputs'
 /// sha256 so a new head or backbone never reuses a stale combination.
