@@ -51,6 +51,10 @@ pub enum TrainerError {
     #[error("feature store {path}: {reason}")]
     Store { path: PathBuf, reason: String },
 
+    /// A head does not fit a backbone (trained on other features); `--force` overrides.
+    #[error("{0}; pass --force to combine anyway")]
+    Incompatible(String),
+
     /// A plot could not be drawn or written.
     #[error("plot {path}: {reason}")]
     Plot { path: PathBuf, reason: String },

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::emailcz::{IngestOptions, IngestProgress};
 use crate::error::{Result, TrainerError};
 use crate::export::{HeadProvenance, Precision, combine, head_graph, read_head_graph};
-use crate::head::{FeatureSource, LabelledFeatures, Split, TrainDevice, TrainOptions, TrainOutcome, TrainProgress};
+use crate::head::{LabelledFeatures, Split, TrainDevice, TrainOptions, TrainOutcome, TrainProgress};
 use crate::report::{DataSummary, TrainingReport, plots};
 
 /// File name of the head-only graph in an output folder.
@@ -97,16 +97,7 @@ pub fn load_data(request: &TrainRequest, progress: &dyn IngestProgress) -> Resul
                 LabelledFeatures::from_stores(train)?.concat(LabelledFeatures::from_stores(test)?)?;
             Ok((data, Split { train: train_rows, test: test_rows }, "explicit test stores".to_owned()))
         }
-        DataSpec::Stores { train, .. } => {
-            let data = LabelledFeatures::from_stores(train)?;
-            let split = crate::head::stratified_split(
-                &data.labels,
-                data.classes.len(),
-                request.test_fraction,
-                request.split_seed,
-            )?;
-            Ok((data, split, split_description(request)))
-        }
+        DataSpec::Stores { train, .. } => with_stratified_split(LabelledFeatures::from_stores(train)?, request),
         DataSpec::EmailCz { path, ingest } => {
             let (dataset, report) = crate::emailcz::ingest(path, ingest, progress)?;
             tracing::info!(
@@ -117,16 +108,15 @@ pub fn load_data(request: &TrainRequest, progress: &dyn IngestProgress) -> Resul
                 "Email.cz file read"
             );
             let filters = format!("{:?}", ingest.filter);
-            let data = LabelledFeatures::from_emailcz(dataset, path, &filters)?;
-            let split = crate::head::stratified_split(
-                &data.labels,
-                data.classes.len(),
-                request.test_fraction,
-                request.split_seed,
-            )?;
-            Ok((data, split, split_description(request)))
+            with_stratified_split(LabelledFeatures::from_emailcz(dataset, path, &filters)?, request)
         }
     }
+}
+
+fn with_stratified_split(data: LabelledFeatures, request: &TrainRequest) -> Result<(LabelledFeatures, Split, String)> {
+    let split =
+        crate::head::stratified_split(&data.labels, data.classes.len(), request.test_fraction, request.split_seed)?;
+    Ok((data, split, split_description(request)))
 }
 
 fn split_description(request: &TrainRequest) -> String {
@@ -189,20 +179,18 @@ pub fn run(request: &TrainRequest, progress: &mut dyn RunProgress) -> Result<Tra
     crate::backbone::write_atomically(&head_path, &head_bytes)?;
     files.push(head_path);
 
+    // A head that does not fit the backbone (Email.cz features, another backbone's features) is
+    // still a result: keep head.onnx and say why there is no combined graph.
     let mut combined_skipped = None;
-    match (&request.backbone, &data.source) {
-        (None, _) => combined_skipped = Some("no backbone given".to_owned()),
-        (Some(_), FeatureSource::EmailCz) if !request.force => {
-            combined_skipped = Some(
-                "the head was trained on Email.cz features (a different network); not combined with the spamlens \
-                 backbone (pass --force to combine anyway)"
-                    .to_owned(),
-            )
-        }
-        (Some(backbone), _) => {
+    match &request.backbone {
+        None => combined_skipped = Some("no backbone given".to_owned()),
+        Some(backbone) => {
             let combined_path = request.out_dir.join(COMBINED_FILE);
-            write_combined(backbone, &head_bytes, &combined_path, request.force)?;
-            files.push(combined_path);
+            match write_combined(backbone, &head_bytes, &combined_path, request.force) {
+                Ok(()) => files.push(combined_path),
+                Err(e @ TrainerError::Incompatible(_)) => combined_skipped = Some(e.to_string()),
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -70,9 +70,9 @@ pub fn run_grid(
     let mut all = *ingest;
     all.filter.min_reactions = 0;
     all.filter.min_consistency = 0.0;
-    let (dataset, _) = crate::emailcz::ingest(path, &all, read_progress)?;
-    let reactions = dataset.reactions.clone();
-    let consistency = dataset.consistency.clone();
+    let (mut dataset, _) = crate::emailcz::ingest(path, &all, read_progress)?;
+    let reactions = std::mem::take(&mut dataset.reactions);
+    let consistency = std::mem::take(&mut dataset.consistency);
     let data = LabelledFeatures::from_emailcz(dataset, path, "grid")?;
     let mut cells = Vec::new();
     for &min_reactions in &MIN_REACTIONS {

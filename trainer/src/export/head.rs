@@ -207,7 +207,7 @@ pub fn combine(backbone: &[u8], backbone_name: &str, head: &HeadGraph, force: bo
             tracing::warn!("combining anyway (--force): {reason}");
             Ok(())
         } else {
-            Err(TrainerError::Graph(format!("{reason}; pass --force to combine anyway")))
+            Err(TrainerError::Incompatible(reason))
         }
     };
     match head.meta(META_FEATURE_SOURCE) {

@@ -19,15 +19,18 @@ pub fn probabilities<B: Backend>(
     let mut out = Vec::with_capacity(indices.len() * data.classes.len());
     for chunk in indices.chunks(batch_size.max(1)) {
         let x = Tensor::<B, 2>::from_data(TensorData::new(data.gather(chunk), [chunk.len(), data.dim]), device);
-        let probs = head
-            .probabilities(x)
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .map_err(|e| TrainerError::Graph(format!("reading head output: {e:?}")))?;
-        out.extend(probs);
+        out.extend(probabilities_of(head.forward(x))?);
     }
     Ok(out)
+}
+
+/// Softmax of a batch of logits, read back as row-major f32 values.
+pub fn probabilities_of<B: Backend>(logits: Tensor<B, 2>) -> Result<Vec<f32>> {
+    burn::tensor::activation::softmax(logits, 1)
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| TrainerError::Graph(format!("reading head output: {e:?}")))
 }
 
 /// The most probable class of each row of a row-major probability matrix (first one on ties).
