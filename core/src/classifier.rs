@@ -157,7 +157,19 @@ impl Classifier {
 
     /// Decodes, preprocesses and classifies one image; `input` names it in errors.
     pub fn classify(&self, bytes: &[u8], input: &str) -> Result<Verdict> {
-        let prepared = crate::prepare_image(bytes, input, &self.limits, &self.preprocessing)?;
+        let prepared = self.prepare(bytes, input)?;
+        self.classify_prepared(prepared)
+    }
+
+    /// Decodes and preprocesses one image the way this model declares (the first half of
+    /// [`Classifier::classify`]), so a caller can time or schedule the two halves apart.
+    pub fn prepare(&self, bytes: &[u8], input: &str) -> Result<crate::PreparedImage> {
+        crate::prepare_image(bytes, input, &self.limits, &self.preprocessing)
+    }
+
+    /// Runs the model on an image prepared by [`Classifier::prepare`] (the second half of
+    /// [`Classifier::classify`]).
+    pub fn classify_prepared(&self, prepared: crate::PreparedImage) -> Result<Verdict> {
         let probabilities = self.model.run(prepared.tensor, 1)?.take(PROBABILITIES_OUTPUT)?;
         let row = probabilities.row(0).unwrap_or_default();
         if row.len() != self.labels.len() {
