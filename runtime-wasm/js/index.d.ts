@@ -1,0 +1,159 @@
+// Types for the spamlens JS package.
+
+/** A class the model can output. */
+export type Label = 'spam' | 'ham' | 'ad' | (string & {});
+
+/** Image input: a Blob/File, an ArrayBuffer, or any typed array or DataView over the bytes. */
+export type ImageInput = Blob | ArrayBuffer | ArrayBufferView;
+
+/** One classified image. */
+export interface ImageResult {
+  name: string;
+  /** The most probable class. */
+  label: Label;
+  /** Every class's probability (they sum to 1): `{ ham, spam, ad? }`. */
+  probabilities: Record<Label, number>;
+  /** Decode + preprocessing + inference, in milliseconds. */
+  millis: number;
+  width: number;
+  height: number;
+  /** Detected from the bytes: JPEG, PNG, GIF, BMP, WEBP, TIFF, ICO. */
+  format: string;
+}
+
+/** An image that could not be classified (corrupt, unsupported, over the limits). */
+export interface ImageFailure {
+  name: string;
+  /** Names the image and the problem. */
+  error: string;
+}
+
+export interface LoadProgress {
+  phase: 'cache' | 'download' | 'verify' | 'compile' | 'ready';
+  loaded: number;
+  /** Null while the size is unknown (no Content-Length). */
+  total: number | null;
+  /** Which worker reports (workers after the first load from the cache). */
+  worker?: number;
+}
+
+/** The loaded model's contract and provenance (from its ONNX metadata_props). */
+export interface ModelInfo {
+  name: string;
+  sha256: string;
+  bytes: number;
+  labels: Label[];
+  kind: string | null;
+  preprocessing: string | null;
+  backboneSha256: string | null;
+  featureSource: string | null;
+  head: string | null;
+  precision: string | null;
+  version: string | null;
+  created: string | null;
+  metrics: Record<string, unknown> | null;
+  training: Record<string, unknown> | null;
+  inputDims: number[];
+  runtimeVersion: string;
+  /** The wasm variant running: 'relaxed-simd' or 'simd128'. */
+  simd: string;
+  /** Where the model bytes came from this time. */
+  source: 'cache' | 'network' | 'bytes';
+  /** Whether the model is now in the Cache API store. */
+  cached: boolean;
+  metadata: Record<string, string>;
+}
+
+/** Probability an image needs for its label to decide the message, per label (default 0.5). */
+export type Thresholds = Partial<Record<'spam' | 'ad', number>>;
+
+export interface ScannerOptions {
+  /** The combined spamlens model (backbone + head), ~100 MB. */
+  modelUrl?: string | URL;
+  /** Or its bytes. */
+  modelBytes?: ArrayBuffer | Uint8Array;
+  /** The model's sha256: cache key and integrity check. Else `<modelUrl>.sha256` is read if served. */
+  sha256?: string;
+  onProgress?: (progress: LoadProgress) => void;
+  /** Web Workers, each with its own model copy (default 1). */
+  workers?: number;
+  /** Run in Web Workers (default: when `Worker` exists). */
+  worker?: boolean;
+  /** Keep the model in the Cache API (default true). */
+  cache?: boolean;
+  /** Keep other cached model versions (default false: a new model replaces them). */
+  keepOtherModels?: boolean;
+  thresholds?: Thresholds;
+  /** Force a wasm variant (benchmarks). */
+  wasmVariant?: 'relaxed' | 'simd';
+  /** Where to fetch the wasm module from instead of beside the package. */
+  wasmUrl?: string | URL;
+  /** Where to start the worker from instead of beside the package. */
+  workerUrl?: string | URL;
+  /** A fetch to use (only with `worker: false`). */
+  fetchImpl?: typeof fetch;
+  /** The model's name in errors (default: its URL). */
+  modelName?: string;
+}
+
+/** A part of an email, as webmail has it. */
+export interface MessagePart {
+  data: ImageInput;
+  contentType?: string;
+  name?: string;
+}
+
+export interface MessageVerdict {
+  /** Most severe label above its threshold; 'ham' if none; null when no image could be classified. */
+  verdict: Label | null;
+  reason: string;
+  /** The image that decided, if one did. */
+  decidedBy: string | null;
+  images: Array<(ImageResult | ImageFailure) & { contentType: string | null }>;
+  skipped: Array<{ name: string; contentType: string | null; reason: string }>;
+}
+
+export declare class Scanner {
+  readonly info: ModelInfo;
+  readonly labels: Label[];
+  classify(image: ImageInput, options?: { name?: string }): Promise<ImageResult>;
+  classifyBatch(images: ImageInput[], options?: { names?: string[] }): Promise<Array<ImageResult | ImageFailure>>;
+  classifyMessage(parts: MessagePart[], options?: { thresholds?: Thresholds }): Promise<MessageVerdict>;
+  preprocess(image: ImageInput, options?: { name?: string }): Promise<Float32Array>;
+  classifyTensor(tensor: Float32Array): Promise<{ label: Label; probabilities: Record<Label, number>; millis: number }>;
+  close(): void;
+}
+
+/** Loads the model (from the cache when it can) and starts the worker(s). */
+export declare function createScanner(options: ScannerOptions): Promise<Scanner>;
+
+/** The message verdict from per-image results (what `classifyMessage` uses). */
+export declare function messageVerdict(
+  images: Array<ImageResult | ImageFailure | { name: string; probabilities: Record<string, number> }>,
+  thresholds?: Thresholds,
+): Pick<MessageVerdict, 'verdict' | 'reason' | 'decidedBy'>;
+
+/** Whether a message part is scanned as an image. */
+export declare function isImagePart(part: { contentType?: string; name?: string }): boolean;
+
+/** Labels from most to least severe. */
+export declare const SEVERITY: readonly ['spam', 'ad', 'ham'];
+export declare const DEFAULT_THRESHOLDS: Readonly<{ spam: number; ad: number }>;
+/** The Cache API cache name. */
+export declare const MODEL_CACHE: string;
+
+/** Deletes cached models (all, or all but `keep`); resolves to how many were removed. */
+export declare function clearModelCache(options?: { keep?: string }): Promise<number>;
+
+/** The wasm variant this engine would run ('relaxed' | 'simd'); throws without WebAssembly SIMD. */
+export declare function bestVariant(): 'relaxed' | 'simd';
+
+/** The in-thread engine (`spamlens/engine`), for workers of your own. */
+export declare class Engine {
+  static load(options: ScannerOptions): Promise<Engine>;
+  readonly info: ModelInfo;
+  classify(image: ImageInput, name?: string): Promise<ImageResult>;
+  preprocess(image: ImageInput, name?: string): Promise<Float32Array>;
+  classifyTensor(tensor: Float32Array): { label: Label; probabilities: Record<Label, number>; millis: number };
+  dispose(): void;
+}

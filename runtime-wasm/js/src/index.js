@@ -1,0 +1,235 @@
+// spamlens for webmail: classify the images of an opened email in the browser, off the main thread.
+//
+//   const scanner = await createScanner({ modelUrl: '/models/spamlens.onnx', onProgress });
+//   const { label, probabilities, millis } = await scanner.classify(blob);
+//   const { verdict, reason, images } = await scanner.classifyMessage(parts);
+import { Engine } from './engine.js';
+import { isImagePart, messageVerdict } from './verdict.js';
+
+export { messageVerdict, isImagePart, SEVERITY, DEFAULT_THRESHOLDS } from './verdict.js';
+export { clearModelCache, MODEL_CACHE } from './model-source.js';
+export { bestVariant } from './wasm.js';
+
+/** A worker-backed engine: one Web Worker, requests matched to answers by id. */
+class WorkerEngine {
+  constructor(workerUrl) {
+    this.worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module', name: 'spamlens' });
+    this.pending = new Map();
+    this.nextId = 1;
+    this.broken = null;
+    this.worker.onmessage = (event) => this.answer(event.data);
+    this.worker.onerror = (event) => {
+      event.preventDefault?.();
+      this.fail(new Error(`spamlens: worker failed: ${event.message ?? 'could not start (check the worker URL and MIME types)'}`));
+    };
+    this.worker.onmessageerror = () => this.fail(new Error('spamlens: a worker message could not be read'));
+  }
+
+  get busy() {
+    return this.pending.size;
+  }
+
+  request(message, transfer = [], onProgress) {
+    if (this.broken) return Promise.reject(this.broken);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+
+  answer(data) {
+    const entry = this.pending.get(data.id);
+    if (!entry) return;
+    if (data.progress) {
+      entry.onProgress?.(data.progress);
+      return;
+    }
+    this.pending.delete(data.id);
+    if (data.error !== undefined) {
+      const error = new Error(data.error);
+      if (data.fatal) {
+        error.fatal = true;
+        this.fail(new Error(`spamlens: the worker's WebAssembly instance failed (${data.error})`));
+      }
+      entry.reject(error);
+    } else {
+      entry.resolve(data.result);
+    }
+  }
+
+  fail(error) {
+    this.broken = error;
+    for (const entry of this.pending.values()) entry.reject(error);
+    this.pending.clear();
+    this.worker.terminate();
+  }
+
+  dispose() {
+    this.fail(new Error('spamlens: the scanner was closed'));
+  }
+}
+
+/** Bytes for a worker request: Blobs are shared, buffers copied and transferred (the caller keeps theirs). */
+function transferable(image) {
+  if (typeof Blob === 'function' && image instanceof Blob) return { image, transfer: [] };
+  if (image instanceof ArrayBuffer) {
+    const copy = image.slice(0);
+    return { image: copy, transfer: [copy] };
+  }
+  if (ArrayBuffer.isView(image)) {
+    const copy = image.buffer.slice(image.byteOffset, image.byteOffset + image.byteLength);
+    return { image: copy, transfer: [copy] };
+  }
+  throw new TypeError('spamlens: an image must be a Blob, File, ArrayBuffer or typed array');
+}
+
+/**
+ * Loads the model and returns a Scanner. Options:
+ * - `modelUrl` (string | URL) or `modelBytes` (ArrayBuffer | Uint8Array): the combined spamlens model.
+ * - `sha256`: the model's sha256; the cache key and an integrity check. Without it the scanner reads
+ *   `<modelUrl>.sha256` when the server publishes one; with neither the model is not cached.
+ * - `onProgress({ phase: 'cache' | 'download' | 'verify' | 'compile' | 'ready', loaded, total, worker })`.
+ * - `workers` (default 1): Web Workers, each with its own copy of the model (~400 MB memory each).
+ * - `worker` (default: whether `Worker` exists): false runs in the calling thread (Node, tests).
+ * - `cache` (default true), `keepOtherModels` (default false): the Cache API model store.
+ * - `thresholds` ({ spam, ad }, default 0.5 each): for `classifyMessage`.
+ * - `wasmVariant` ('relaxed' | 'simd'), `wasmUrl`, `workerUrl`: overrides for benchmarks and CDNs.
+ */
+export async function createScanner(options = {}) {
+  const useWorker = options.worker ?? typeof Worker === 'function';
+  const count = Math.max(1, Math.floor(options.workers ?? 1));
+  const { onProgress, workerUrl, modelBytes, fetchImpl, worker, workers, thresholds, ...loadOptions } = options;
+  if (!useWorker) {
+    const engine = await Engine.load({ ...loadOptions, modelBytes, fetchImpl, onProgress });
+    return new Scanner([engine], engine.info, options, false);
+  }
+  const engines = [];
+  try {
+    // The first worker fetches (or reads the cache) and caches; the others then hit the cache.
+    const first = new WorkerEngine(workerUrl);
+    engines.push(first);
+    const info = await first.request(
+      { op: 'load', options: { ...loadOptions, modelBytes } },
+      [],
+      (progress) => onProgress?.({ ...progress, worker: 0 }),
+    );
+    const others = [];
+    for (let index = 1; index < count; index++) {
+      const engine = new WorkerEngine(workerUrl);
+      engines.push(engine);
+      others.push(
+        engine.request(
+          { op: 'load', options: { ...loadOptions, sha256: info.sha256, modelBytes } },
+          [],
+          (progress) => onProgress?.({ ...progress, worker: index }),
+        ),
+      );
+    }
+    await Promise.all(others);
+    return new Scanner(engines, info, { ...options, workerUrl, loadOptions: { ...loadOptions, sha256: info.sha256 } }, true);
+  } catch (error) {
+    for (const engine of engines) engine.dispose();
+    throw error;
+  }
+}
+
+/** Classifies images with a loaded model. Create one with `createScanner`. */
+export class Scanner {
+  constructor(engines, info, options, workers) {
+    this.engines = engines;
+    /** The model: name, sha256, labels, metrics, metadata, source ('cache' | 'network' | 'bytes'), simd. */
+    this.info = info;
+    this.options = options;
+    this.usesWorkers = workers;
+    this.thresholds = options.thresholds ?? {};
+    this.closed = false;
+  }
+
+  /** Class names in the model's output order. */
+  get labels() {
+    return this.info.labels;
+  }
+
+  async pick() {
+    if (this.closed) throw new Error('spamlens: the scanner was closed');
+    if (!this.usesWorkers) return this.engines[0];
+    // Replace workers whose wasm instance failed, from the cached model.
+    for (let index = 0; index < this.engines.length; index++) {
+      if (this.engines[index].broken) {
+        const engine = new WorkerEngine(this.options.workerUrl);
+        this.engines[index] = engine;
+        engine.ready = engine.request({ op: 'load', options: this.options.loadOptions });
+      }
+    }
+    const engine = this.engines.reduce((best, e) => (e.busy < best.busy ? e : best));
+    if (engine.ready) await engine.ready;
+    return engine;
+  }
+
+  async call(op, payload, name) {
+    const engine = await this.pick();
+    if (!this.usesWorkers) return engine[op](payload, name);
+    const { image, transfer } = transferable(payload);
+    return engine.request({ op, image, name }, transfer);
+  }
+
+  /**
+   * Classifies one image (Blob, File, ArrayBuffer, typed array): `{ name, label, probabilities:
+   * { ham, spam, ad? }, millis, width, height, format }`. Rejects with an Error naming the image
+   * when it cannot be decoded or is over the limits.
+   */
+  classify(image, { name = image?.name ?? 'image' } = {}) {
+    return this.call('classify', image, name);
+  }
+
+  /** Classifies several images across the workers; per image a result or `{ name, error }`, in order. */
+  async classifyBatch(images, { names = [] } = {}) {
+    return Promise.all(
+      images.map((image, index) => {
+        const name = names[index] ?? image?.name ?? `image ${index + 1}`;
+        return this.classify(image, { name }).catch((error) => ({ name, error: error.message }));
+      }),
+    );
+  }
+
+  /**
+   * Scans a message's parts (`{ data, contentType, name }`, data as for `classify`): image parts are
+   * classified, the rest skipped. Returns `{ verdict: 'spam' | 'ad' | 'ham' | null, reason, decidedBy,
+   * images, skipped }`; the verdict is the most severe label above its threshold (`thresholds`
+   * here, else the scanner's, else 0.5).
+   */
+  async classifyMessage(parts, { thresholds } = {}) {
+    const images = [];
+    const skipped = [];
+    parts.forEach((part, index) => {
+      const name = part.name ?? `part ${index + 1}`;
+      if (isImagePart(part)) images.push({ ...part, name });
+      else skipped.push({ name, contentType: part.contentType ?? null, reason: 'not an image part' });
+    });
+    const results = await this.classifyBatch(
+      images.map((part) => part.data),
+      { names: images.map((part) => part.name) },
+    );
+    const withTypes = results.map((result, index) => ({ ...result, contentType: images[index].contentType ?? null }));
+    return { ...messageVerdict(withTypes, { ...this.thresholds, ...thresholds }), images: withTypes, skipped };
+  }
+
+  /** The model's input tensor for an image (benchmarks, other runtimes). */
+  preprocess(image, { name = 'image' } = {}) {
+    return this.call('preprocess', image, name);
+  }
+
+  /** Classifies a tensor from `preprocess`; `millis` is inference alone. */
+  async classifyTensor(tensor) {
+    const engine = await this.pick();
+    if (!this.usesWorkers) return engine.classifyTensor(tensor);
+    return engine.request({ op: 'classifyTensor', tensor });
+  }
+
+  /** Stops the workers and frees the model; pending requests reject. */
+  close() {
+    this.closed = true;
+    for (const engine of this.engines) engine.dispose();
+  }
+}

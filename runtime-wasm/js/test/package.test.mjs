@@ -1,0 +1,198 @@
+// The JS package's API under Node (no browser): the web build's wasm, the in-thread engine, the
+// message verdict and the model loader. Run by runtime-native/tests/web.rs, which passes:
+//   SPAMLENS_TEST_MODEL     a combined spamlens model (the built-in default)
+//   SPAMLENS_TEST_EXPECTED  `spamlens classify --json` output (JSON Lines) for some real images
+// Alone: SPAMLENS_TEST_MODEL=… SPAMLENS_TEST_EXPECTED=… node --test runtime-wasm/js/test/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { createScanner, messageVerdict, isImagePart, bestVariant, SEVERITY } from '../src/index.js';
+import { loadModelBytes, download } from '../src/model-source.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const packageDir = join(here, '..');
+const repo = join(packageDir, '..', '..');
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (runtime-native/tests/web.rs sets it; see this file's header)`);
+  return value;
+}
+
+const modelPath = required('SPAMLENS_TEST_MODEL');
+const expected = (await readFile(required('SPAMLENS_TEST_EXPECTED'), 'utf8'))
+  .split('\n')
+  .filter((line) => line.trim())
+  .map((line) => JSON.parse(line));
+const modelBytes = await readFile(modelPath);
+const modelSha = createHash('sha256').update(modelBytes).digest('hex');
+const scanner = await createScanner({ modelBytes, modelName: 'test-model.onnx', worker: false });
+
+test('the engine picks the SIMD build Node can run', () => {
+  assert.equal(bestVariant(), scanner.info.simd === 'relaxed-simd' ? 'relaxed' : 'simd');
+});
+
+test('model info comes from the metadata', () => {
+  const { info } = scanner;
+  assert.equal(info.sha256, modelSha);
+  assert.equal(info.name, 'test-model.onnx');
+  assert.equal(info.kind, 'combined');
+  assert.deepEqual(info.labels, ['ham', 'spam']);
+  assert.equal(info.bytes, modelBytes.length);
+  assert.equal(info.source, 'bytes');
+  assert.deepEqual(info.inputDims, [3, 224, 224]);
+  assert.equal(typeof info.metrics, 'object');
+  assert.ok(info.metadata['spamlens.preprocessing'].length > 0);
+});
+
+test('probabilities equal native spamlens classify within 1e-4', async () => {
+  assert.ok(expected.length >= 5, 'expected at least 5 reference images');
+  let worst = 0;
+  for (const reference of expected) {
+    const bytes = await readFile(reference.file);
+    const result = await scanner.classify(bytes, { name: reference.file });
+    assert.equal(result.label, reference.label, reference.file);
+    assert.equal(result.width, reference.width);
+    assert.equal(result.height, reference.height);
+    assert.equal(result.format, reference.format);
+    assert.ok(result.millis > 0);
+    for (const [cls, p] of Object.entries(reference.probabilities)) {
+      worst = Math.max(worst, Math.abs(result.probabilities[cls] - p));
+    }
+  }
+  assert.ok(worst <= 1e-4, `max |Δp| ${worst}`);
+  console.log(`# ${expected.length} images, max |Δp| vs native ${worst.toExponential(2)}`);
+});
+
+test('a corrupt image is an Error naming it; the scanner keeps working', async () => {
+  await assert.rejects(scanner.classify(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), { name: 'broken.png' }), (error) => {
+    assert.match(error.message, /^broken\.png: /);
+    return true;
+  });
+  await assert.rejects(scanner.classify('not bytes'), TypeError);
+  const good = await scanner.classify(await readFile(expected[0].file));
+  assert.equal(good.label, expected[0].label);
+});
+
+test('a batch reports failures per image, in input order', async () => {
+  const good = await readFile(expected[0].file);
+  const results = await scanner.classifyBatch([good, new Uint8Array(10), good.buffer.slice(good.byteOffset, good.byteOffset + good.byteLength)], {
+    names: ['a.jpg', 'zeros.bin'],
+  });
+  assert.equal(results.length, 3);
+  assert.equal(results[0].name, 'a.jpg');
+  assert.equal(results[0].label, expected[0].label);
+  assert.equal(results[1].name, 'zeros.bin');
+  assert.match(results[1].error, /^zeros\.bin: /);
+  assert.equal(results[2].name, 'image 3');
+  assert.deepEqual(results[2].probabilities, results[0].probabilities);
+});
+
+test('preprocess + classifyTensor gives classify\'s probabilities', async () => {
+  const bytes = await readFile(expected[0].file);
+  const tensor = await scanner.preprocess(bytes);
+  assert.equal(tensor.length, 3 * 224 * 224);
+  const fromTensor = await scanner.classifyTensor(tensor);
+  const direct = await scanner.classify(bytes);
+  assert.deepEqual(fromTensor.probabilities, direct.probabilities);
+  await assert.rejects(scanner.classifyTensor(new Float32Array(5)), /input batch of 5 floats/);
+});
+
+test('a message: image parts classified, others skipped, the most severe label decides', async () => {
+  const spam = expected.find((r) => r.label === 'spam');
+  const ham = expected.find((r) => r.label === 'ham');
+  assert.ok(spam && ham, 'the reference images include a spam and a ham image');
+  const parts = [
+    { data: new TextEncoder().encode('hello'), contentType: 'text/plain; charset=utf-8', name: 'body.txt' },
+    { data: await readFile(ham.file), contentType: 'image/jpeg', name: 'ham-part' },
+    { data: await readFile(spam.file), contentType: 'application/octet-stream', name: 'offer.gif' },
+    { data: new Uint8Array(3), contentType: 'image/png', name: 'broken.png' },
+  ];
+  const message = await scanner.classifyMessage(parts);
+  assert.equal(message.verdict, 'spam');
+  assert.equal(message.decidedBy, 'offer.gif');
+  assert.deepEqual(message.skipped.map((s) => s.name), ['body.txt']);
+  assert.equal(message.images.length, 3);
+  assert.match(message.images[2].error, /^broken\.png: /);
+  const strict = await scanner.classifyMessage(parts.slice(0, 2));
+  assert.equal(strict.verdict, 'ham');
+  const none = await scanner.classifyMessage([parts[0]]);
+  assert.equal(none.verdict, null);
+  assert.equal(none.reason, 'no images');
+});
+
+test('messageVerdict: severity, thresholds and bad thresholds', () => {
+  const img = (name, probabilities) => ({ name, probabilities });
+  const images = [img('a', { ham: 0.4, spam: 0.2, ad: 0.4 }), img('b', { ham: 0.3, spam: 0.45, ad: 0.25 })];
+  assert.equal(messageVerdict(images).verdict, 'ham');
+  assert.equal(messageVerdict(images, { spam: 0.4 }).verdict, 'spam');
+  assert.equal(messageVerdict(images, { spam: 0.4 }).decidedBy, 'b');
+  assert.equal(messageVerdict(images, { ad: 0.3 }).verdict, 'ad');
+  assert.equal(messageVerdict(images, { ad: 0.3, spam: 0.45 }).verdict, 'spam', 'spam outranks ad');
+  assert.equal(messageVerdict([{ name: 'x', error: 'x: corrupt' }]).verdict, null);
+  assert.throws(() => messageVerdict(images, { spam: 1.5 }), RangeError);
+  assert.deepEqual(SEVERITY, ['spam', 'ad', 'ham']);
+  assert.ok(isImagePart({ contentType: 'IMAGE/GIF' }));
+  assert.ok(isImagePart({ name: 'x.JPG' }));
+  assert.ok(!isImagePart({ contentType: 'text/html', name: 'x.png' }));
+});
+
+test('wrong models are refused with a message naming them', async () => {
+  await assert.rejects(createScanner({ modelBytes: new Uint8Array([1, 2, 3]), modelName: 'junk.onnx', worker: false }), /junk\.onnx/);
+  const head = await readFile(join(repo, 'models', 'default', 'head.onnx'));
+  await assert.rejects(createScanner({ modelBytes: head, modelName: 'head.onnx', worker: false }), /head-only/);
+});
+
+test('the loader streams with progress, checks the sha256 and names HTTP failures', async () => {
+  const body = new Uint8Array(3000).map((_, i) => i % 251);
+  const sha = createHash('sha256').update(body).digest('hex');
+  const fakeFetch = async (url) => {
+    if (url.endsWith('.sha256')) return new Response(`${sha}  m.onnx\n`);
+    if (url.includes('missing')) return new Response('no', { status: 404, statusText: 'Not Found' });
+    const stream = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < body.length; i += 1000) controller.enqueue(body.slice(i, i + 1000));
+        controller.close();
+      },
+    });
+    return new Response(stream, { headers: { 'content-length': String(body.length) } });
+  };
+  const events = [];
+  const loaded = await loadModelBytes({ modelUrl: 'http://x/m.onnx', fetchImpl: fakeFetch, onProgress: (e) => events.push(e) });
+  assert.deepEqual(loaded.bytes, body);
+  assert.equal(loaded.sha256, sha, 'the sidecar sha256 is used');
+  assert.equal(loaded.source, 'network');
+  const downloads = events.filter((e) => e.phase === 'download');
+  assert.deepEqual(downloads.map((e) => e.loaded), [0, 1000, 2000, 3000]);
+  assert.ok(downloads.every((e) => e.total === 3000));
+  await assert.rejects(loadModelBytes({ modelUrl: 'http://x/m.onnx', sha256: '0'.repeat(64), fetchImpl: fakeFetch }), /sha256 is [0-9a-f]{64}, expected 0{64}/);
+  await assert.rejects(loadModelBytes({ modelUrl: 'http://x/m.onnx', sha256: 'xyz', fetchImpl: fakeFetch }), /not 64 hex digits/);
+  await assert.rejects(download('http://x/missing.onnx', undefined, fakeFetch), /missing\.onnx: HTTP 404 Not Found/);
+});
+
+test('npm pack ships a self-contained package', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spamlens-pack-'));
+  try {
+    const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: packageDir, encoding: 'utf8' });
+    const [packed] = JSON.parse(out);
+    const files = packed.files.map((f) => f.path).sort();
+    for (const needed of ['dist/spamlens_relaxed.wasm', 'dist/spamlens_simd.wasm', 'dist/spamlens_wasm.js', 'index.d.ts', 'package.json', 'README.md', 'src/index.js', 'src/worker.js']) {
+      assert.ok(files.includes(needed), `${needed} missing from ${files.join(', ')}`);
+    }
+    assert.ok(!files.some((f) => f.startsWith('test/')), 'tests are not shipped');
+    execFileSync('tar', ['-xzf', join(dir, packed.filename), '-C', dir]);
+    const packedIndex = pathToFileURL(join(dir, 'package', 'src', 'index.js')).href;
+    const { messageVerdict: packedVerdict, bestVariant: packedVariant } = await import(packedIndex);
+    assert.equal(typeof packedVerdict, 'function');
+    assert.ok(['relaxed', 'simd'].includes(packedVariant()));
+    console.log(`# packed ${packed.filename}: ${files.length} files, ${packed.size} bytes (${packed.unpackedSize} unpacked)`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
