@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 mod classify;
 mod default_model;
+mod demo;
 use clap::{Parser, Subcommand};
 use spamlens_core::{DecodeLimits, Model, ModelOptions, Preprocessing, prepare_image};
 
@@ -40,6 +41,28 @@ enum Command {
         /// Parallel workers (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
+    },
+    /// Serve the browser demo page, the JS package and a model on loopback (or export them as a
+    /// static site with --export). Needs the JS package built by runtime-wasm/build.sh.
+    Demo {
+        /// Address to listen on (port 0: any free port; the URL is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// A combined model. Default: the built-in head on the fetched backbone.
+        #[arg(long, env = "SPAMLENS_MODEL")]
+        model: Option<PathBuf>,
+        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).
+        #[arg(long, conflicts_with = "model")]
+        backbone: Option<PathBuf>,
+        /// The demo page's folder (default: $SPAMLENS_WWW, ./www, the checkout's www/).
+        #[arg(long)]
+        www: Option<PathBuf>,
+        /// The built JS package (default: $SPAMLENS_JS, ./runtime-wasm/js, the checkout's).
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Write the site into this folder for a static server instead of serving it.
+        #[arg(long)]
+        export: Option<PathBuf>,
     },
     /// Print an ONNX model's input, outputs and metadata.
     Inspect {
@@ -84,6 +107,25 @@ fn run(cli: Cli) -> Result<bool> {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let format = if json { classify::Format::Json } else { classify::Format::Table };
             classify::classify(&model, &inputs, format, jobs)
+        }
+        Command::Demo { listen, model, backbone, www, package, export } => {
+            let model = match model {
+                Some(path) => path,
+                None => default_model::default_model(backbone.as_deref())?,
+            };
+            let site = demo::DemoSite::prepare(www, package, &model)?;
+            if let Some(dir) = export {
+                site.export(&dir)?;
+                println!(
+                    "exported the demo to {} (model sha256 {}); serve that folder with any static server",
+                    dir.display(),
+                    site.sha256()
+                );
+                return Ok(true);
+            }
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(demo::serve(&site, listen))?;
+            Ok(true)
         }
         Command::Inspect { model } => {
             let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;

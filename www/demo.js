@@ -1,0 +1,207 @@
+// The spamlens demo page: load the model with a progress bar, classify dropped or picked images in
+// the package's Web Worker, one card per image (thumbnail, label, probability bars, milliseconds,
+// or the error), and the verdict the images would give one email.
+//
+// Query parameters: ?model=URL (a combined model; default: model.json's), ?sha256=HEX, ?workers=N.
+import { createScanner, messageVerdict } from './pkg/src/index.js';
+
+const $ = (selector) => document.querySelector(selector);
+const params = new URLSearchParams(location.search);
+const cards = [];
+let scanner = null;
+let failed = null;
+const waiting = [];
+
+function formatBytes(n) {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.round(n / 1024)} kB`;
+}
+
+function showProgress({ phase, loaded, total, worker = 0 }) {
+  if (worker > 0) return;
+  const bar = $('#load-progress');
+  const words = { cache: 'Read from the browser cache', download: 'Downloading the model', verify: 'Checking its sha256', compile: 'Preparing the network (optimising, a few seconds)', ready: 'Ready' };
+  if (total) {
+    bar.value = loaded / total;
+  } else {
+    bar.removeAttribute('value');
+  }
+  const amount = phase === 'download' ? `: ${formatBytes(loaded)}${total ? ` of ${formatBytes(total)}` : ''}` : '';
+  $('#load-status').textContent = `${words[phase] ?? phase}${amount}…`;
+}
+
+function showModelInfo(info) {
+  const list = $('#model-info');
+  const metrics = info.metrics ?? {};
+  const rows = [
+    ['model', `${info.name} (${formatBytes(info.bytes)}, from ${info.source}${info.cached ? ', cached' : ''})`],
+    ['sha256', info.sha256],
+    ['classes', info.labels.join(', ')],
+    ['head', info.head ?? '—'],
+    ['held-out weighted F1', typeof metrics.weighted_f1 === 'number' ? metrics.weighted_f1.toFixed(3) : '—'],
+    ['runtime', `spamlens ${info.runtimeVersion}, wasm ${info.simd}`],
+  ];
+  list.replaceChildren(...rows.flatMap(([key, value]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = key;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    return [dt, dd];
+  }));
+  list.hidden = false;
+}
+
+function newCard(file) {
+  const fragment = $('#card-template').content.cloneNode(true);
+  const card = fragment.querySelector('.card');
+  card.dataset.name = file.name;
+  card.querySelector('.name').textContent = file.name;
+  card.querySelector('.name').title = file.name;
+  const img = card.querySelector('img');
+  const url = URL.createObjectURL(file);
+  img.src = url;
+  img.alt = file.name;
+  // Formats the browser cannot show (TIFF, corrupt files) keep an empty thumbnail.
+  img.addEventListener('error', () => img.remove(), { once: true });
+  card.objectUrl = url;
+  $('#results').append(card);
+  const entry = { file, card, result: null };
+  cards.push(entry);
+  return entry;
+}
+
+function showResult(entry, result) {
+  const { card } = entry;
+  entry.result = result;
+  card.dataset.state = 'done';
+  card.dataset.label = result.label;
+  card.dataset.probabilities = JSON.stringify(result.probabilities);
+  card.dataset.millis = String(result.millis);
+  card.querySelector('.label').textContent = result.label;
+  const bars = Object.entries(result.probabilities).map(([cls, p]) => {
+    const li = document.createElement('li');
+    li.dataset.class = cls;
+    const name = document.createElement('span');
+    name.textContent = cls;
+    const track = document.createElement('span');
+    track.className = 'track';
+    const fill = document.createElement('span');
+    fill.className = 'fill';
+    fill.style.display = 'block';
+    fill.style.width = `${(p * 100).toFixed(1)}%`;
+    track.append(fill);
+    const value = document.createElement('span');
+    value.className = 'value';
+    value.textContent = `${(p * 100).toFixed(1)}%`;
+    li.append(name, track, value);
+    return li;
+  });
+  card.querySelector('.bars').replaceChildren(...bars);
+  card.querySelector('.meta').textContent = `${result.millis.toFixed(0)} ms · ${result.format} ${result.width}×${result.height}`;
+}
+
+function showError(entry, message) {
+  const { card } = entry;
+  entry.result = { name: entry.file.name, error: message };
+  card.dataset.state = 'error';
+  card.querySelector('.label').textContent = 'error';
+  card.querySelector('.error').textContent = message;
+}
+
+function updateMessageVerdict() {
+  const done = cards.map((entry) => entry.result).filter(Boolean);
+  const target = $('#message-verdict');
+  if (!done.length) {
+    target.textContent = '';
+    return;
+  }
+  const spam = Number($('#threshold').value);
+  try {
+    const { verdict, reason } = messageVerdict(done, { spam });
+    target.textContent = `As one email: ${verdict ?? 'no verdict'} (${reason})`;
+    target.dataset.verdict = verdict ?? '';
+  } catch (error) {
+    target.textContent = error.message;
+  }
+}
+
+async function classify(entry) {
+  entry.card.dataset.state = 'running';
+  entry.card.querySelector('.label').textContent = 'classifying…';
+  try {
+    showResult(entry, await scanner.classify(entry.file, { name: entry.file.name }));
+  } catch (error) {
+    showError(entry, error.message);
+  }
+  updateMessageVerdict();
+}
+
+function addFiles(files) {
+  for (const file of files) {
+    const entry = newCard(file);
+    if (failed) showError(entry, `the model did not load: ${failed.message}`);
+    else if (scanner) classify(entry);
+    else waiting.push(entry);
+  }
+}
+
+function wireInput() {
+  const drop = $('#drop');
+  $('#files').addEventListener('change', (event) => {
+    addFiles([...event.target.files]);
+    event.target.value = '';
+  });
+  for (const type of ['dragenter', 'dragover']) {
+    drop.addEventListener(type, (event) => {
+      event.preventDefault();
+      drop.classList.add('over');
+    });
+  }
+  for (const type of ['dragleave', 'drop']) {
+    drop.addEventListener(type, () => drop.classList.remove('over'));
+  }
+  drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    addFiles([...event.dataTransfer.files]);
+  });
+  $('#threshold').addEventListener('input', updateMessageVerdict);
+  $('#clear').addEventListener('click', () => {
+    for (const entry of cards.splice(0)) URL.revokeObjectURL(entry.card.objectUrl);
+    $('#results').replaceChildren();
+    updateMessageVerdict();
+  });
+}
+
+async function main() {
+  wireInput();
+  try {
+    let modelUrl = params.get('model');
+    let sha256 = params.get('sha256') ?? undefined;
+    if (!modelUrl) {
+      const response = await fetch('model.json', { cache: 'no-cache' });
+      if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
+      const manifest = await response.json();
+      modelUrl = manifest.url;
+      sha256 = manifest.sha256;
+    }
+    scanner = await createScanner({
+      modelUrl: new URL(modelUrl, location.href).href,
+      sha256,
+      workers: Number(params.get('workers') ?? 1),
+      onProgress: showProgress,
+    });
+    $('#model').classList.add('ready');
+    $('#load-status').textContent = 'Model ready.';
+    showModelInfo(scanner.info);
+    Object.assign(document.body.dataset, { modelSource: scanner.info.source, modelSha256: scanner.info.sha256, simd: scanner.info.simd });
+    document.body.dataset.model = 'ready';
+    for (const entry of waiting.splice(0)) classify(entry);
+  } catch (error) {
+    failed = error;
+    $('#model').classList.add('failed');
+    $('#load-status').textContent = `The model did not load: ${error.message}`;
+    document.body.dataset.model = 'failed';
+    for (const entry of waiting.splice(0)) showError(entry, `the model did not load: ${error.message}`);
+  }
+}
+
+main();
