@@ -1,0 +1,119 @@
+// Drives the spamlens demo page in Debian's Chromium, headless: waits for the model, picks the
+// given image files (one card each), waits until every card is classified or failed, saves a
+// screenshot, then reloads the page (the model must now come from the Cache API) and drops one
+// image on the drop zone. Prints one JSON object on stdout for runtime-native/tests/web.rs.
+//
+//   node tests/browser/demo.mjs --url http://127.0.0.1:PORT/ --screenshot out.png FILE...
+import { chromium } from 'playwright-core';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+
+const args = process.argv.slice(2);
+const option = (name) => {
+  const at = args.indexOf(name);
+  if (at < 0) return undefined;
+  const [, value] = args.splice(at, 2);
+  return value;
+};
+const url = option('--url');
+const screenshot = option('--screenshot');
+const timeout = Number(option('--timeout-ms') ?? 300_000);
+const files = args;
+if (!url || files.length === 0) {
+  console.error('usage: demo.mjs --url URL [--screenshot PNG] [--timeout-ms N] FILE...');
+  process.exit(2);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--disable-quic',
+    '--no-first-run',
+  ],
+});
+const problems = [];
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+  });
+  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`));
+
+  const modelReady = async () => {
+    await page.waitForSelector('body[data-model]', { timeout });
+    const state = await page.evaluate(() => ({ ...document.body.dataset, status: document.querySelector('#load-status').textContent }));
+    if (state.model !== 'ready') throw new Error(`the model did not load: ${state.status}`);
+    return state;
+  };
+  const cards = () =>
+    page.$$eval('.card', (all) =>
+      all.map((card) => ({
+        name: card.dataset.name,
+        state: card.dataset.state,
+        label: card.dataset.label ?? null,
+        probabilities: card.dataset.probabilities ? JSON.parse(card.dataset.probabilities) : null,
+        millis: card.dataset.millis ? Number(card.dataset.millis) : null,
+        error: card.querySelector('.error').textContent || null,
+        shown: card.querySelector('.label').textContent,
+      })),
+    );
+  const settled = (count) =>
+    page.waitForFunction(
+      (n) => {
+        const all = [...document.querySelectorAll('.card')];
+        return all.length === n && all.every((c) => c.dataset.state === 'done' || c.dataset.state === 'error');
+      },
+      count,
+      { timeout, polling: 250 },
+    );
+
+  const started = Date.now();
+  await page.goto(url);
+  const first = await modelReady();
+  const loadMillis = Date.now() - started;
+  const classifyStarted = Date.now();
+  await page.setInputFiles('#files', files);
+  await settled(files.length);
+  const classifyMillis = Date.now() - classifyStarted;
+  const results = await cards();
+  const verdict = await page.$eval('#message-verdict', (p) => p.textContent);
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+
+  // A returning visitor: the model comes from the Cache API; an image dropped on the zone classifies.
+  await page.reload();
+  const second = await modelReady();
+  const good = files.find((f) => results.find((r) => r.name === basename(f))?.state === 'done');
+  const bytes = [...(await readFile(good))];
+  await page.evaluate(
+    ({ name, bytes }) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([new Uint8Array(bytes)], name));
+      document.querySelector('#drop').dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    },
+    { name: basename(good), bytes },
+  );
+  await settled(1);
+  const dropped = (await cards())[0];
+
+  console.log(
+    JSON.stringify({
+      first: { source: first.modelSource, simd: first.simd, sha256: first.modelSha256, loadMillis },
+      classifyMillis,
+      cards: results,
+      verdict,
+      reload: { source: second.modelSource, simd: second.simd },
+      dropped,
+      problems,
+    }),
+  );
+} finally {
+  await browser.close();
+}
