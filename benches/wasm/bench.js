@@ -1,0 +1,80 @@
+// In-page half of bench.mjs: the same model and the same input tensors (spamlens' own
+// preprocessing) through tract-wasm (the spamlens package, in this thread) and onnxruntime-web
+// (wasm execution provider, SIMD, one thread), alternating image by image.
+import { createScanner } from '/pkg/src/index.js';
+import * as ort from '/ort/ort.wasm.min.mjs';
+
+const params = new URLSearchParams(location.search);
+const rounds = Number(params.get('rounds') ?? 3);
+const variant = params.get('variant') ?? undefined;
+const log = (text) => {
+  document.querySelector('#log').textContent += `\n${text}`;
+};
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+async function main() {
+  const images = await (await fetch('/images.json')).json();
+  const modelBytes = new Uint8Array(await (await fetch('/model.onnx')).arrayBuffer());
+
+  let started = performance.now();
+  const scanner = await createScanner({ modelBytes: modelBytes.slice(), worker: false, wasmVariant: variant });
+  const tractLoad = performance.now() - started;
+
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = '/ort/';
+  started = performance.now();
+  const session = await ort.InferenceSession.create(modelBytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const ortLoad = performance.now() - started;
+  const inputName = session.inputNames[0];
+
+  const tract = [];
+  const onnx = [];
+  const full = [];
+  let maxDiff = 0;
+  for (let round = -1; round < rounds; round++) {
+    for (const image of images) {
+      const bytes = new Uint8Array(await (await fetch(image.url)).arrayBuffer());
+      const classified = await scanner.classify(bytes, { name: image.name });
+      const tensor = await scanner.preprocess(bytes, { name: image.name });
+      const ours = await scanner.classifyTensor(tensor);
+      const feeds = { [inputName]: new ort.Tensor('float32', tensor, [1, ...scanner.info.inputDims]) };
+      const t0 = performance.now();
+      const out = await session.run(feeds, ['probabilities']);
+      const ortMillis = performance.now() - t0;
+      const theirs = out.probabilities.data;
+      scanner.labels.forEach((label, i) => {
+        maxDiff = Math.max(maxDiff, Math.abs(theirs[i] - ours.probabilities[label]));
+      });
+      if (round >= 0) {
+        // Round -1 warms both runtimes up (first-run allocations, lazy packing).
+        tract.push(ours.millis);
+        onnx.push(ortMillis);
+        full.push(classified.millis);
+      }
+    }
+  }
+  const result = {
+    simd: scanner.info.simd,
+    crossOriginIsolated: globalThis.crossOriginIsolated,
+    images: images.length,
+    rounds,
+    tractLoadMillis: tractLoad,
+    ortLoadMillis: ortLoad,
+    tractMedianMillis: median(tract),
+    ortMedianMillis: median(onnx),
+    tractClassifyMedianMillis: median(full),
+    maxProbabilityDiff: maxDiff,
+    perImage: { tract, ort: onnx },
+  };
+  log(JSON.stringify(result, null, 1));
+  window.benchResult = result;
+}
+
+main().catch((error) => {
+  log(`failed: ${error.stack ?? error}`);
+  window.benchResult = { error: String(error) };
+});
