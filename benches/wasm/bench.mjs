@@ -149,7 +149,7 @@ console.log(`  ratio relaxed / simd                      ${(r.tractMedianMillis 
 console.log(`  max |Δp| tract vs onnxruntime-web         ${Math.max(r.maxProbabilityDiff, s.maxProbabilityDiff).toExponential(2)}`);
 console.log('decode + preprocess + inference');
 console.log(`  spamlens wasm (relaxed)                   ${r.tractClassifyMedianMillis.toFixed(1)}`);
-console.log(`  spamlens native (${basename(dirname(native))}, --jobs 1)        ${nativeMedian.toFixed(1)}`);
+console.log(`  spamlens native (${native.replace(repo + "/", "")}, --jobs 1)  ${nativeMedian.toFixed(1)}`);
 console.log(`  ratio wasm / native                       ${(r.tractClassifyMedianMillis / nativeMedian).toFixed(2)}`);
 console.log('model load (parse + optimise), ms');
 console.log(`  tract-wasm ${r.tractLoadMillis.toFixed(0)}, onnxruntime-web ${r.ortLoadMillis.toFixed(0)}`);
