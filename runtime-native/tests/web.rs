@@ -221,8 +221,10 @@ fn exported_demo_works_on_a_plain_static_server() {
     });
     let files: Vec<PathBuf> = spamlens_integration_tests::test_images().into_iter().map(|(p, _)| p).collect();
     let (native, _) = native_reference(&files);
-    let page = run_page(&url, &files, None);
+    // Two workers: the first downloads and caches the model, the second loads it from the cache.
+    let page = run_page(&format!("{url}?workers=2"), &files, None);
     assert_eq!(page["problems"], serde_json::json!([]), "{page}");
+    assert_eq!(page["reload"]["source"], "cache", "{page}");
     let worst = compare(page["cards"].as_array().unwrap(), &native);
     assert!(worst <= 1e-4, "max |Δp| {worst}");
 }

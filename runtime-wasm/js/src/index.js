@@ -90,7 +90,7 @@ function transferable(image) {
  * - `sha256`: the model's sha256; the cache key and an integrity check. Without it the scanner reads
  *   `<modelUrl>.sha256` when the server publishes one; with neither the model is not cached.
  * - `onProgress({ phase: 'cache' | 'download' | 'verify' | 'compile' | 'ready', loaded, total, worker })`.
- * - `workers` (default 1): Web Workers, each with its own copy of the model (~400 MB memory each).
+ * - `workers` (default 1): Web Workers, each with its own copy of the model (~500 MB memory each).
  * - `worker` (default: whether `Worker` exists): false runs in the calling thread (Node, tests).
  * - `cache` (default true), `keepOtherModels` (default false): the Cache API model store.
  * - `thresholds` ({ spam, ad }, default 0.5 each): for `classifyMessage`.
@@ -127,7 +127,9 @@ export async function createScanner(options = {}) {
       );
     }
     await Promise.all(others);
-    return new Scanner(engines, info, { ...options, workerUrl, loadOptions: { ...loadOptions, sha256: info.sha256 } }, true);
+    // A worker that fails is replaced from the same source (the cache, else the URL or the bytes).
+    const reload = { ...loadOptions, sha256: info.sha256, modelBytes };
+    return new Scanner(engines, info, { ...options, workerUrl, loadOptions: reload }, true);
   } catch (error) {
     for (const engine of engines) engine.dispose();
     throw error;

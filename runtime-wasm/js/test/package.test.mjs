@@ -14,6 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { createScanner, messageVerdict, isImagePart, bestVariant, SEVERITY } from '../src/index.js';
 import { loadModelBytes, download } from '../src/model-source.js';
+import { loadWasm } from '../src/wasm.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const packageDir = join(here, '..');
@@ -92,6 +93,23 @@ test('a batch reports failures per image, in input order', async () => {
   assert.match(results[1].error, /^zeros\.bin: /);
   assert.equal(results[2].name, 'image 3');
   assert.deepEqual(results[2].probabilities, results[0].probabilities);
+});
+
+test('the wasm Classifier itself: classifyBatch, labels, errors as Error', async () => {
+  const { Classifier } = await loadWasm();
+  const classifier = new Classifier(modelBytes, 'direct.onnx');
+  try {
+    assert.deepEqual(classifier.labels, ['ham', 'spam']);
+    const good = await readFile(expected[0].file);
+    const results = classifier.classifyBatch([good, new Uint8Array([1, 2])], ['good.jpg']);
+    assert.equal(results[0].label, expected[0].label);
+    assert.equal(results[1].name, 'image 2');
+    assert.match(results[1].error, /^image 2: /);
+    assert.throws(() => classifier.classify(new Uint8Array(0), 'empty.png'), (error) => error instanceof Error && /^empty\.png: /.test(error.message));
+  } finally {
+    classifier.free();
+  }
+  assert.throws(() => new Classifier(new Uint8Array([0, 1]), 'tiny.onnx'), /tiny\.onnx/);
 });
 
 test('preprocess + classifyTensor gives classify\'s probabilities', async () => {
