@@ -170,7 +170,14 @@ impl Classifier {
     /// Runs the model on an image prepared by [`Classifier::prepare`] (the second half of
     /// [`Classifier::classify`]).
     pub fn classify_prepared(&self, prepared: crate::PreparedImage) -> Result<Verdict> {
-        let probabilities = self.model.run(prepared.tensor, 1)?.take(PROBABILITIES_OUTPUT)?;
+        let (label, probabilities) = self.score(prepared.tensor)?;
+        Ok(Verdict { label, probabilities, width: prepared.width, height: prepared.height, format: prepared.format })
+    }
+
+    /// Runs the model on one input tensor (`3 × crop × crop` floats, as [`Classifier::prepare`]
+    /// makes them): the most probable class and every `(class, probability)` in model order.
+    pub fn score(&self, tensor: Vec<f32>) -> Result<(String, Vec<(String, f32)>)> {
+        let probabilities = self.model.run(tensor, 1)?.take(PROBABILITIES_OUTPUT)?;
         let row = probabilities.row(0).unwrap_or_default();
         if row.len() != self.labels.len() {
             return Err(Error::ModelSignature {
@@ -179,12 +186,6 @@ impl Classifier {
             });
         }
         let best = row.iter().enumerate().fold(0, |best, (i, &p)| if p > row[best] { i } else { best });
-        Ok(Verdict {
-            label: self.labels[best].clone(),
-            probabilities: self.labels.iter().cloned().zip(row.iter().copied()).collect(),
-            width: prepared.width,
-            height: prepared.height,
-            format: prepared.format,
-        })
+        Ok((self.labels[best].clone(), self.labels.iter().cloned().zip(row.iter().copied()).collect()))
     }
 }

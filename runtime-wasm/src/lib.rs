@@ -15,7 +15,7 @@ use spamlens_core::classifier::{
     META_BACKBONE_SHA256, META_CREATED, META_FEATURE_SOURCE, META_HEAD, META_KIND, META_METRICS, META_PRECISION,
     META_PREPROCESSING, META_TRAINING, META_VERSION,
 };
-use spamlens_core::{Classifier as CoreClassifier, ImageFormatName, ModelOptions, PreparedImage, Verdict};
+use spamlens_core::{Classifier as CoreClassifier, ModelOptions, Verdict};
 use wasm_bindgen::prelude::*;
 
 /// The spamlens version, for diagnostics.
@@ -230,12 +230,10 @@ impl Classifier {
     #[wasm_bindgen(js_name = classifyTensor)]
     pub fn classify_tensor(&self, tensor: Vec<f32>) -> Result<JsValue, JsError> {
         let started = performance_now();
-        // The image's size and format are not known from a tensor and are not reported.
-        let prepared = PreparedImage { tensor, width: 0, height: 0, format: ImageFormatName::Png };
-        let verdict = self.inner.classify_prepared(prepared)?;
+        let (label, probabilities) = self.inner.score(tensor)?;
         to_js(&TensorResult {
-            label: &verdict.label,
-            probabilities: Probabilities(&verdict.probabilities),
+            label: &label,
+            probabilities: Probabilities(&probabilities),
             millis: performance_now() - started,
         })
     }
