@@ -43,6 +43,9 @@ pub const PROBABILITIES_OUTPUT: &str = "probabilities";
 /// Preprocessing contracts a runtime can honour, by their [`Preprocessing::describe`] string.
 const KNOWN_PREPROCESSING: [Preprocessing; 1] = [Preprocessing::RESNET_IMAGENET];
 
+/// The most probable class and every `(class, probability)` in the model's class order.
+pub type Scores = (String, Vec<(String, f32)>);
+
 /// One image's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -176,16 +179,36 @@ impl Classifier {
 
     /// Runs the model on one input tensor (`3 × crop × crop` floats, as [`Classifier::prepare`]
     /// makes them): the most probable class and every `(class, probability)` in model order.
-    pub fn score(&self, tensor: Vec<f32>) -> Result<(String, Vec<(String, f32)>)> {
-        let probabilities = self.model.run(tensor, 1)?.take(PROBABILITIES_OUTPUT)?;
-        let row = probabilities.row(0).unwrap_or_default();
-        if row.len() != self.labels.len() {
-            return Err(Error::ModelSignature {
-                model: self.model.name().to_owned(),
-                reason: format!("{} probabilities for {} labels", row.len(), self.labels.len()),
-            });
+    pub fn score(&self, tensor: Vec<f32>) -> Result<Scores> {
+        let mut scores = self.score_batch(tensor, 1)?;
+        scores.pop().ok_or_else(|| Error::Inference {
+            model: self.model.name().to_owned(),
+            reason: "no result for a batch of one".into(),
+        })
+    }
+
+    /// Runs the model once on `batch` input tensors laid end to end (what a server's dynamic
+    /// batcher collects from concurrent requests): one [`Scores`] per tensor, in order.
+    pub fn score_batch(&self, tensors: Vec<f32>, batch: usize) -> Result<Vec<Scores>> {
+        let probabilities = self.model.run(tensors, batch)?.take(PROBABILITIES_OUTPUT)?;
+        let mismatch = |reason: String| Error::ModelSignature { model: self.model.name().to_owned(), reason };
+        if probabilities.row_len() != self.labels.len() {
+            return Err(mismatch(format!(
+                "{} probabilities for {} labels",
+                probabilities.row_len(),
+                self.labels.len()
+            )));
         }
-        let best = row.iter().enumerate().fold(0, |best, (i, &p)| if p > row[best] { i } else { best });
-        Ok((self.labels[best].clone(), self.labels.iter().cloned().zip(row.iter().copied()).collect()))
+        let rows: Vec<Scores> = probabilities
+            .rows()
+            .map(|row| {
+                let best = row.iter().enumerate().fold(0, |best, (i, &p)| if p > row[best] { i } else { best });
+                (self.labels[best].clone(), self.labels.iter().cloned().zip(row.iter().copied()).collect())
+            })
+            .collect();
+        if rows.len() != batch {
+            return Err(mismatch(format!("{} rows of probabilities for a batch of {batch}", rows.len())));
+        }
+        Ok(rows)
     }
 }

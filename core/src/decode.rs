@@ -19,6 +19,9 @@ pub struct DecodeLimits {
     pub max_width: u32,
     /// Largest accepted height in pixels.
     pub max_height: u32,
+    /// Largest accepted pixel count (width × height): a server caps the work one image can cause
+    /// below what the side limits alone allow.
+    pub max_pixels: u64,
     /// Largest accepted decoded size in bytes (width × height × bytes per pixel of the source
     /// colour type), which bounds the memory one image can take.
     pub max_decoded_bytes: u64,
@@ -27,10 +30,12 @@ pub struct DecodeLimits {
 }
 
 impl DecodeLimits {
-    /// 16384 px per side, 256 MiB decoded, 64 MiB encoded: larger than any image a mail needs to show.
+    /// 16384 px per side, 16384² pixels, 256 MiB decoded, 64 MiB encoded: larger than any image a
+    /// mail needs to show.
     pub const DEFAULT: DecodeLimits = DecodeLimits {
         max_width: 16_384,
         max_height: 16_384,
+        max_pixels: 16_384 * 16_384,
         max_decoded_bytes: 256 * 1024 * 1024,
         max_input_bytes: 64 * 1024 * 1024,
     };
@@ -163,6 +168,7 @@ pub fn decode_rgb(bytes: &[u8], input: &str, limits: &DecodeLimits) -> Result<De
             max_height: limits.max_height,
         });
     }
+    check_pixel_count(input, format, width, height, limits)?;
     let bytes_per_pixel = u64::from(decoder.color_type().bytes_per_pixel());
     // Converting to RGBA8 for compositing may need up to 4 bytes per pixel more.
     let needed = u64::from(width) * u64::from(height) * (bytes_per_pixel.max(4));
@@ -211,6 +217,9 @@ fn limit_or_decode_error(
                     max_height: limits.max_height,
                 };
             }
+            if let Err(pixels) = check_pixel_count(input, format, width, height, limits) {
+                return pixels;
+            }
             return Error::DecodedSizeTooLarge {
                 input: input.to_owned(),
                 format: format.to_string(),
@@ -230,6 +239,28 @@ fn limit_or_decode_error(
         e.to_string()
     };
     Error::Decode { input: input.to_owned(), format: format.to_string(), reason }
+}
+
+/// Refuses an image whose width × height is over [`DecodeLimits::max_pixels`].
+fn check_pixel_count(
+    input: &str,
+    format: ImageFormatName,
+    width: u32,
+    height: u32,
+    limits: &DecodeLimits,
+) -> Result<()> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(Error::TooManyPixels {
+            input: input.to_owned(),
+            format: format.to_string(),
+            width,
+            height,
+            pixels,
+            limit: limits.max_pixels,
+        });
+    }
+    Ok(())
 }
 
 fn to_image_format(format: ImageFormatName) -> ImageFormat {

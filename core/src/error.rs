@@ -22,6 +22,10 @@ pub enum Error {
     #[error("{input}: {format} image is {width}x{height} pixels, over the dimension limit of {max_width}x{max_height}")]
     DimensionsTooLarge { input: String, format: String, width: u32, height: u32, max_width: u32, max_height: u32 },
 
+    /// The header announces more pixels (width × height) than the configured limit; nothing was decoded.
+    #[error("{input}: {format} image is {width}x{height} = {pixels} pixels, over the pixel limit of {limit}")]
+    TooManyPixels { input: String, format: String, width: u32, height: u32, pixels: u64, limit: u64 },
+
     /// Decoding would allocate more than the configured number of bytes; nothing was decoded.
     #[error(
         "{input}: decoding the {width}x{height} {format} image needs {needed} bytes, over the decoded-size limit of {limit} bytes"

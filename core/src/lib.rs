@@ -12,7 +12,7 @@ pub mod error;
 pub mod model;
 pub mod preprocess;
 
-pub use classifier::{Classifier, Verdict};
+pub use classifier::{Classifier, Scores, Verdict};
 pub use decode::{DecodeLimits, DecodedImage, ImageFormatName, decode_rgb, detect_format};
 pub use error::{Error, Result};
 pub use model::{Batching, Model, ModelOptions, ModelOutputs, OutputTensor};

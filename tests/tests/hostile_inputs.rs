@@ -53,6 +53,15 @@ fn limits_are_enforced_before_decoding() {
     let err = prepare_image(&bytes_of("strip-10000x3.png"), "strip", &small_memory, &Preprocessing::RESNET_IMAGENET)
         .unwrap_err();
     assert!(matches!(err, Error::DecodedSizeTooLarge { needed: 120_000, limit: 50_000, .. }), "{err}");
+
+    // The pixel count is its own limit: 30000 pixels in a strip that passes the side limits.
+    let few_pixels = DecodeLimits { max_pixels: 29_999, ..DecodeLimits::DEFAULT };
+    let err = prepare_image(&bytes_of("strip-10000x3.png"), "strip", &few_pixels, &Preprocessing::RESNET_IMAGENET)
+        .unwrap_err();
+    assert!(matches!(err, Error::TooManyPixels { pixels: 30_000, limit: 29_999, .. }), "{err}");
+    assert!(err.to_string().contains("10000x3 = 30000 pixels, over the pixel limit of 29999"), "{err}");
+    let enough = DecodeLimits { max_pixels: 30_000, ..DecodeLimits::DEFAULT };
+    assert!(prepare_image(&bytes_of("strip-10000x3.png"), "strip", &enough, &Preprocessing::RESNET_IMAGENET).is_ok());
 }
 
 #[test]
