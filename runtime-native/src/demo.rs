@@ -18,7 +18,6 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sha2::{Digest, Sha256};
 use spamlens_core::{Classifier, ModelOptions};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
@@ -73,6 +72,17 @@ impl DemoSite {
     /// `$SPAMLENS_JS`, `runtime-wasm/js/`), and checks that `model` is a spamlens classifier
     /// before a browser downloads ~100 MB of it.
     pub fn prepare(www: Option<PathBuf>, package: Option<PathBuf>, model: &Path) -> Result<Self> {
+        let (www, package) = Self::locate_files(www, package)?;
+        let model_name = model.display().to_string();
+        let bytes = std::fs::read(model).with_context(|| format!("reading {model_name}"))?;
+        let classifier = Classifier::from_bytes(&bytes, &model_name, &ModelOptions::default())
+            .with_context(|| format!("{model_name} cannot be served to the demo"))?;
+        Ok(Self::with_classifier(www, package, model, &classifier, bytes.len() as u64))
+    }
+
+    /// The page's and the package's folders (see [`DemoSite::prepare`]), checked to hold a page and
+    /// a built package.
+    pub fn locate_files(www: Option<PathBuf>, package: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
         let www = locate(www, "SPAMLENS_WWW", "www");
         if !www.join("index.html").is_file() {
             bail!("{}: no index.html; pass --www with the demo page's folder (www/ in a checkout)", www.display());
@@ -87,19 +97,21 @@ impl DemoSite {
                 );
             }
         }
-        let model_name = model.display().to_string();
-        let bytes = std::fs::read(model).with_context(|| format!("reading {model_name}"))?;
-        let classifier = Classifier::from_bytes(&bytes, &model_name, &ModelOptions::default())
-            .with_context(|| format!("{model_name} cannot be served to the demo"))?;
-        Ok(DemoSite {
+        Ok((www, package))
+    }
+
+    /// The site for a model the caller has already loaded as `classifier` from `model` (`bytes`
+    /// long), as `spamlens serve --demo` does: no second load.
+    pub fn with_classifier(www: PathBuf, package: PathBuf, model: &Path, classifier: &Classifier, bytes: u64) -> Self {
+        DemoSite {
             www,
             package,
             model: model.to_path_buf(),
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            bytes: bytes.len() as u64,
+            sha256: classifier.model().sha256().to_owned(),
+            bytes,
             labels: classifier.labels().to_vec(),
             model_name: model.file_name().map_or_else(|| "model.onnx".to_owned(), |n| n.to_string_lossy().into_owned()),
-        })
+        }
     }
 
     /// The model's sha256.
@@ -253,7 +265,8 @@ pub async fn serve(site: &DemoSite, listen: SocketAddr) -> Result<()> {
     axum::serve(listener, site.router()).with_graceful_shutdown(shutdown_signal()).await.context("serving the demo")
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

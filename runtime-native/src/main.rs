@@ -1,7 +1,8 @@
 //! `spamlens`: the native runtime's command line. Thin over `spamlens-core`.
 //!
 //! `classify` labels images with a combined model (by default the built-in head on the fetched
-//! backbone); `inspect` and `check-images` help diagnose models and inputs.
+//! backbone); `serve` is the HTTP classification service; `demo` serves the browser demo page;
+//! `inspect` and `check-images` help diagnose models and inputs.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use anyhow::{Context, Result};
 mod classify;
 mod default_model;
 mod demo;
+mod serve;
 use clap::{Parser, Subcommand};
 use spamlens_core::{DecodeLimits, Model, ModelOptions, Preprocessing, prepare_image};
 
@@ -64,6 +66,9 @@ enum Command {
         #[arg(long)]
         export: Option<PathBuf>,
     },
+    /// Run the HTTP classification service: POST images to /v1/classify; health, readiness,
+    /// Prometheus metrics and the OpenAPI document beside it. Stops cleanly on SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
     /// Print an ONNX model's input, outputs and metadata.
     Inspect {
         /// The ONNX file.
@@ -125,6 +130,10 @@ fn run(cli: Cli) -> Result<bool> {
             }
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(demo::serve(&site, listen))?;
+            Ok(true)
+        }
+        Command::Serve(args) => {
+            serve::run(args)?;
             Ok(true)
         }
         Command::Inspect { model } => {
