@@ -414,7 +414,7 @@ async fn require_token(State(state): State<Shared>, request: Request, next: Next
             } else {
                 "this route needs Authorization: Bearer <token> (the server runs with --token-file)"
             };
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+            return refuse(request, ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)).await;
         }
     }
     next.run(request).await
@@ -504,7 +504,37 @@ async fn classify(State(state): State<Shared>, request: Request) -> Response {
     }
 }
 
-/// Collects the body within the limit, answering 413 as soon as it is over.
+/// Most bytes of a refused request's body read and thrown away so that the client, which may be
+/// writing the whole body before it reads, gets the answer instead of a reset connection; past it
+/// the answer is sent and the connection closed.
+const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
+
+/// How long a refused request's body is read for at most (a slow client cannot hold the server).
+const DISCARD_TIME: Duration = Duration::from_secs(10);
+
+/// Reads and drops what is left of a refused request's body (up to [`DISCARD_LIMIT`] and
+/// [`DISCARD_TIME`]).
+async fn discard_body(body: Body) {
+    let mut stream = body.into_data_stream();
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > DISCARD_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+}
+
+/// Answers `error` to `request` after discarding its body.
+async fn refuse(request: Request, error: ApiError) -> Response {
+    discard_body(request.into_body()).await;
+    error.into_response()
+}
+
+/// Collects the body within the limit; over it, the rest is discarded and the answer is 413.
 async fn read_body(body: Body, limit: usize, declared: Option<usize>) -> Result<Bytes, ApiError> {
     let too_large = |size: String| {
         ApiError::too_large(
@@ -515,6 +545,7 @@ async fn read_body(body: Body, limit: usize, declared: Option<usize>) -> Result<
     if let Some(length) = declared
         && length > limit
     {
+        discard_body(body).await;
         return Err(too_large(format!("{length} bytes")));
     }
     let mut collected = Vec::with_capacity(declared.unwrap_or(0).min(limit));
@@ -522,7 +553,15 @@ async fn read_body(body: Body, limit: usize, declared: Option<usize>) -> Result<
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
         if collected.len() + chunk.len() > limit {
-            return Err(too_large("larger".to_owned()));
+            let mut seen = collected.len() + chunk.len();
+            drop(collected);
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen += chunk.len();
+                if seen > limit + DISCARD_LIMIT {
+                    return Err(too_large(format!("over {seen} bytes")));
+                }
+            }
+            return Err(too_large(format!("{seen} bytes")));
         }
         collected.extend_from_slice(&chunk);
     }

@@ -1,0 +1,484 @@
+//! `spamlens serve` end to end: the real binary on an ephemeral loopback port with the real default
+//! model (built-in head + the fetched ResNet-50), every route against the OpenAPI document, every
+//! error status, limits, the token, and shutdown with requests in flight.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Server, get, header, json, multipart, post, real_images, try_post};
+
+/// Checks `value` against an OpenAPI schema (the subset the document uses: `$ref`, `type`,
+/// `required`, `properties`, `additionalProperties`, `items`, `enum`, `oneOf`).
+fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference.strip_prefix("#/components/schemas/").ok_or(format!("{at}: odd $ref {reference}"))?;
+        return validate(spec, &spec["components"]["schemas"][name], value, at);
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let matching = options.iter().filter(|s| validate(spec, s, value, at).is_ok()).count();
+        return if matching == 1 { Ok(()) } else { Err(format!("{at}: matches {matching} of oneOf: {value}")) };
+    }
+    if let Some(kind) = schema.get("type").and_then(Value::as_str) {
+        let ok = match kind {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            other => return Err(format!("{at}: unknown type {other}")),
+        };
+        if !ok {
+            return Err(format!("{at}: expected {kind}, got {value}"));
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Some(object) = value.as_object() {
+        for key in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let key = key.as_str().unwrap_or_default();
+            if !object.contains_key(key) {
+                return Err(format!("{at}: required '{key}' is missing in {value}"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (key, item) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(property) => validate(spec, property, item, &format!("{at}.{key}"))?,
+                None => {
+                    if let Some(extra) = schema.get("additionalProperties").filter(|e| e.is_object()) {
+                        validate(spec, extra, item, &format!("{at}.{key}"))?;
+                    } else if properties.is_some() {
+                        return Err(format!("{at}: undocumented property '{key}'"));
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in array.iter().enumerate() {
+            validate(spec, items, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks an answer on `method path` against the document: the status must be documented and a
+/// JSON body must match the status's schema.
+fn conforms(spec: &Value, method: &str, path: &str, answer: &support::Answer) {
+    let operation = &spec["paths"][path][method];
+    assert!(operation.is_object(), "{method} {path} is not in the OpenAPI document");
+    let status = answer.0.to_string();
+    let documented = &operation["responses"][&status];
+    assert!(documented.is_object(), "{method} {path} answered {status}, which is not documented: {}", answer.1);
+    let content = &documented["content"];
+    if let Some(schema) = content.get("application/json").map(|c| &c["schema"]) {
+        assert_eq!(header(answer, "content-type"), Some("application/json"), "{method} {path}");
+        let value = json(answer);
+        validate(spec, schema, &value, &format!("{method} {path} {status}"))
+            .unwrap_or_else(|e| panic!("the answer does not match the document: {e}"));
+    }
+    if documented.get("headers").and_then(|h| h.get("Retry-After")).is_some() {
+        assert!(header(answer, "retry-after").is_some(), "{method} {path} {status} has no Retry-After");
+    }
+}
+
+/// The OpenAPI document in the repository.
+fn spec() -> Value {
+    let path = support::workspace().join("runtime-native/src/serve/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn eagle() -> Vec<u8> {
+    std::fs::read(spamlens_integration_tests::models_dir().join("testimages/bald_eagle.jpeg")).unwrap()
+}
+
+#[test]
+fn every_route_answers_as_the_openapi_document_says() {
+    let spec = spec();
+    let server = Server::start(&[]);
+    // The served document is the one in the repository.
+    let served = get(&server.url("/openapi.json"), &[]);
+    assert_eq!(served.0, 200);
+    assert_eq!(json(&served), spec);
+
+    let health = get(&server.url("/healthz"), &[]);
+    conforms(&spec, "get", "/healthz", &health);
+    let ready = get(&server.url("/readyz"), &[]);
+    conforms(&spec, "get", "/readyz", &ready);
+    let model = get(&server.url("/v1/model"), &[]);
+    conforms(&spec, "get", "/v1/model", &model);
+    let model = json(&model);
+    assert_eq!(model["labels"], json!(["ham", "spam"]));
+    assert_eq!(model["sha256"], json(&ready)["model"]);
+    assert_eq!(model["metadata"]["spamlens.kind"], "combined");
+    assert_eq!(model["server"]["max_batch"], 4);
+    assert_eq!(model["server"]["auth"], false);
+
+    let classified = post(&server.url("/v1/classify?name=eagle.jpg"), "image/jpeg", &eagle(), &[]);
+    conforms(&spec, "post", "/v1/classify", &classified);
+    let body = json(&classified);
+    assert_eq!(body["images"][0]["name"], "eagle.jpg");
+    assert_eq!(body["images"][0]["label"], "ham");
+    assert_eq!((body["images"][0]["width"].as_u64(), body["images"][0]["height"].as_u64()), (Some(800), Some(600)));
+
+    for (method, path) in [("post", "/v1/classify")] {
+        let wrong = get(&server.url(path), &[]);
+        assert_eq!(wrong.0, 405, "{method} {path}");
+        assert_eq!(json(&wrong)["error"]["code"], "method_not_allowed");
+    }
+    let missing = get(&server.url("/v2/classify"), &[]);
+    assert_eq!(missing.0, 404);
+    assert_eq!(json(&missing)["error"]["code"], "not_found");
+
+    let metrics = get(&server.url("/metrics"), &[]);
+    conforms(&spec, "get", "/metrics", &metrics);
+    let text = &metrics.1;
+    for series in [
+        "spamlens_http_requests_total{route=\"/v1/classify\",status=\"200\"} 1",
+        "spamlens_http_requests_total{route=\"/v1/classify\",status=\"405\"} 1",
+        "spamlens_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
+        "spamlens_images_total{outcome=\"ham\"} 1",
+        "spamlens_inference_batch_size_count 1",
+        "spamlens_ready 1",
+        "spamlens_queue_capacity 128",
+    ] {
+        assert!(text.contains(series), "/metrics lacks '{series}':\n{text}");
+    }
+    for series in [
+        "spamlens_http_request_duration_seconds_bucket{route=\"/v1/classify\",le=\"+Inf\"}",
+        "spamlens_images_per_second",
+        "spamlens_inference_queue_depth",
+        "spamlens_images_in_flight",
+        "spamlens_model_info{sha256=\"",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(text.contains(series), "/metrics lacks '{series}':\n{text}");
+    }
+    // Every route the server has answered on is documented, and every documented route was called.
+    let answered: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("spamlens_http_requests_total{route=\""))
+        .filter_map(|l| l.split('"').next())
+        .filter(|r| *r != "unmatched")
+        .map(str::to_owned)
+        .collect();
+    let documented: BTreeSet<String> = spec["paths"].as_object().unwrap().keys().cloned().collect();
+    let called: BTreeSet<String> = answered.iter().cloned().chain(["/metrics".to_owned()]).collect();
+    assert_eq!(called, documented, "routes answered vs documented");
+}
+
+#[test]
+fn raw_multipart_and_json_bodies_classify_like_the_cli() {
+    let images = real_images(12);
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, bytes) in &images {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        files.push(path);
+    }
+    let out = support::spamlens().arg("classify").arg("--json").args(&files).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+
+    let server = Server::start(&["--max-batch", "8"]);
+    let compare = |answer: &Value, reference: &Value| {
+        assert_eq!(answer["label"], reference["label"], "{answer} vs {reference}");
+        assert_eq!((&answer["width"], &answer["height"]), (&reference["width"], &reference["height"]));
+        for (class, p) in reference["probabilities"].as_object().unwrap() {
+            let diff = (answer["probabilities"][class].as_f64().unwrap() - p.as_f64().unwrap()).abs();
+            assert!(diff < 1e-6, "{class}: server vs CLI differ by {diff}: {answer} vs {reference}");
+        }
+    };
+
+    // One raw body per image, several at once (so the batcher sees concurrent requests).
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = images
+            .iter()
+            .map(|(name, bytes)| {
+                let url = server.url(&format!("/v1/classify?name={name}"));
+                scope.spawn(move || json(&post(&url, "application/octet-stream", bytes, &[])))
+            })
+            .collect();
+        for (handle, reference) in handles.into_iter().zip(&cli) {
+            let answer = handle.join().unwrap();
+            assert_eq!(answer["classified"], 1, "{answer}");
+            compare(&answer["images"][0], reference);
+        }
+    });
+
+    // All of them in one multipart form, in order.
+    let parts: Vec<(&str, &[u8])> = images.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let (content_type, body) = multipart(&parts);
+    let answer = json(&post(&server.url("/v1/classify"), &content_type, &body, &[]));
+    assert_eq!(answer["classified"], images.len(), "{answer}");
+    for ((item, reference), (name, _)) in answer["images"].as_array().unwrap().iter().zip(&cli).zip(&images) {
+        assert_eq!(item["name"], name.as_str());
+        compare(item, reference);
+    }
+
+    // JSON with base64 strings and named objects.
+    use base64::Engine as _;
+    let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let body = json!({ "images": [encode(&images[0].1), { "name": "second", "data": encode(&images[1].1) }] });
+    let answer = json(&post(&server.url("/v1/classify"), "application/json", body.to_string().as_bytes(), &[]));
+    assert_eq!(answer["images"][0]["name"], "images[0]");
+    assert_eq!(answer["images"][1]["name"], "second");
+    compare(&answer["images"][0], &cli[0]);
+    compare(&answer["images"][1], &cli[1]);
+
+    // The batcher ran some multi-image batches.
+    let batches = server.metric("spamlens_inference_batch_size_count").unwrap();
+    let images_run = server.metric("spamlens_inference_batch_size_sum").unwrap();
+    assert!(images_run > batches, "{images_run} images in {batches} batches: no batching happened");
+}
+
+#[test]
+fn good_images_are_classified_and_broken_ones_reported_in_one_request() {
+    let server = Server::start(&["--max-image-pixels", "50000000"]);
+    let hostile = spamlens_integration_tests::hostile_images();
+    let good = real_images(0);
+    let mut parts: Vec<(&str, &[u8])> = good.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    parts.extend(hostile.iter().map(|(n, b, _)| (*n, b.as_slice())));
+    let (content_type, body) = multipart(&parts);
+    let answer = post(&server.url("/v1/classify"), &content_type, &body, &[]);
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let answer = json(&answer);
+    let items = answer["images"].as_array().unwrap();
+    assert_eq!(items.len(), parts.len());
+    let by_name = |name: &str| items.iter().find(|i| i["name"] == name).unwrap_or_else(|| panic!("no {name}"));
+    for (name, _) in &good {
+        assert!(by_name(name)["label"].is_string(), "{}", by_name(name));
+    }
+    for (name, _, expect) in &hostile {
+        let item = by_name(name);
+        match expect {
+            spamlens_integration_tests::Expect::Image => assert!(item["label"].is_string(), "{item}"),
+            spamlens_integration_tests::Expect::Error => {
+                let message = item["error"]["message"].as_str().unwrap_or_else(|| panic!("{item}"));
+                assert!(message.starts_with(name), "the error names the image: {item}");
+            }
+            spamlens_integration_tests::Expect::Either => {}
+        }
+    }
+    assert_eq!(by_name("empty.jpg")["error"]["code"], "empty_image");
+    assert_eq!(by_name("random.bin")["error"]["code"], "unsupported_format");
+    assert_eq!(by_name("bomb.png")["error"]["code"], "image_too_large");
+    assert_eq!(by_name("truncated.png")["error"]["code"], "corrupt_image");
+    let failed = items.iter().filter(|i| i.get("error").is_some()).count();
+    assert_eq!(answer["failed"], failed);
+    assert_eq!(answer["classified"], items.len() - failed);
+    assert!(server.metric("spamlens_images_total{outcome=\"image_too_large\"}").unwrap() >= 1.0);
+}
+
+/// A request that has sent its head and part of its body, and waits.
+fn stalled_upload(server: &Server, path: &str) -> TcpStream {
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(&[0xff, 0xd8, 0xff, 0xe0]).unwrap();
+    stream.flush().unwrap();
+    stream
+}
+
+/// Polls /metrics until `series` satisfies `test` (at most 10 s).
+fn wait_until(server: &Server, series: &str, test: impl Fn(f64) -> bool) {
+    for _ in 0..1000 {
+        if server.metric(series).is_some_and(&test) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{series} never got where the test waits for it (now {:?})", server.metric(series));
+}
+
+fn wait_for_metric(server: &Server, series: &str, wanted: f64) {
+    wait_until(server, series, |v| v == wanted);
+}
+
+#[test]
+fn every_error_is_json_with_a_code_and_the_documented_status() {
+    let spec = spec();
+    let server = Server::start(&["--max-body-mib", "1", "--max-images", "3", "--max-image-pixels", "3000"]);
+    let url = server.url("/v1/classify");
+    let check = |answer: support::Answer, status: u16, code: &str, words: &str| {
+        assert_eq!(answer.0, status, "{}", answer.1);
+        conforms(&spec, "post", "/v1/classify", &answer);
+        let body = json(&answer);
+        let found = if status == 422 { &body["images"][0]["error"] } else { &body["error"] };
+        assert_eq!(found["code"], code, "{body}");
+        assert!(found["message"].as_str().unwrap().contains(words), "'{words}' not in {body}");
+    };
+    check(post(&url, "application/json", b"{\"images\": [", &[]), 400, "bad_request", "not valid JSON");
+    check(post(&url, "application/json", b"{\"images\": []}", &[]), 400, "bad_request", "no images");
+    check(post(&url, "multipart/form-data; boundary=x", b"--x\r\ngarbage", &[]), 400, "bad_request", "multipart");
+    check(post(&url, "multipart/form-data", b"", &[]), 400, "bad_request", "multipart");
+    check(post(&url, "text/plain", b"hello", &[]), 415, "unsupported_media_type", "text/plain");
+    // Over the body limit (the whole body is sent; the answer still comes).
+    check(post(&url, "image/png", &vec![0u8; 1_500_000], &[]), 413, "payload_too_large", "over the limit of 1048576");
+    let parts = [("a.jpg", &eagle()[..]), ("b.jpg", &eagle()[..]), ("c.jpg", &eagle()[..]), ("d.jpg", &eagle()[..])];
+    let (content_type, body) = multipart(&parts);
+    check(post(&url, &content_type, &body, &[]), 413, "too_many_images", "4 images, over the limit of 3");
+    // Nothing classifiable: 422 with each image's reason; the pixel limit is the server's flag.
+    check(post(&url, "image/jpeg", &eagle(), &[]), 422, "image_too_large", "over the pixel limit of 3000");
+    check(post(&url, "image/jpeg", b"", &[]), 422, "empty_image", "empty input");
+    let tiny =
+        spamlens_integration_tests::hostile_images().into_iter().find(|(n, _, _)| *n == "one-pixel.png").unwrap();
+    assert_eq!(post(&url, "image/png", &tiny.1, &[]).0, 200);
+    // Not documented anywhere: 404 and 405 are JSON too.
+    let missing = get(&server.url("/v1/nothing"), &[]);
+    assert_eq!((missing.0, json(&missing)["error"]["code"].as_str()), (404, Some("not_found")));
+    let wrong = post(&server.url("/healthz"), "image/jpeg", b"x", &[]);
+    assert_eq!((wrong.0, json(&wrong)["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let spec = spec();
+    let server = Server::start(&["--workers", "1", "--max-queue", "3", "--max-images", "3", "--max-batch", "1"]);
+    let url = server.url("/v1/classify");
+    let images = real_images(0);
+    let parts: Vec<(&str, &[u8])> = images.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let (content_type, body) = multipart(&parts);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| post(&url, &content_type, &body, &[]));
+        wait_for_metric(&server, "spamlens_images_in_flight", 3.0);
+        let refused = post(&url, "image/jpeg", &eagle(), &[]);
+        assert_eq!(refused.0, 503, "{}", refused.1);
+        conforms(&spec, "post", "/v1/classify", &refused);
+        assert_eq!(json(&refused)["error"]["code"], "overloaded");
+        assert!(json(&refused)["error"]["message"].as_str().unwrap().contains("3 of 3 images in flight"));
+        assert_eq!(header(&refused, "retry-after"), Some("1"));
+        assert_eq!(first.join().unwrap().0, 200);
+    });
+    // Capacity is given back: the same request now goes through.
+    assert_eq!(post(&url, "image/jpeg", &eagle(), &[]).0, 200);
+    wait_for_metric(&server, "spamlens_images_in_flight", 0.0);
+}
+
+#[test]
+fn the_request_limit_and_the_timeout_answer_503() {
+    let spec = spec();
+    let server = Server::start(&["--max-requests", "1", "--request-timeout-secs", "1.5"]);
+    let url = server.url("/v1/classify");
+    let mut stalled = stalled_upload(&server, "/v1/classify");
+    wait_for_metric(&server, "spamlens_requests_in_flight", 1.0);
+    let refused = post(&url, "image/jpeg", &eagle(), &[]);
+    assert_eq!(refused.0, 503, "{}", refused.1);
+    conforms(&spec, "post", "/v1/classify", &refused);
+    assert!(json(&refused)["error"]["message"].as_str().unwrap().contains("--max-requests"));
+    // The stalled upload itself is answered when its time is up.
+    let mut answer = String::new();
+    stalled.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = stalled.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    // And the server is fine afterwards.
+    assert_eq!(post(&url, "image/jpeg", &eagle(), &[]).0, 200);
+}
+
+#[test]
+fn the_token_guards_the_api_but_not_health() {
+    let spec = spec();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "correct-horse-battery\n").unwrap();
+    let mut permissions = std::fs::metadata(&token_file).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+    std::fs::set_permissions(&token_file, permissions).unwrap();
+    let server = Server::start(&["--token-file", token_file.to_str().unwrap()]);
+    let url = server.url("/v1/classify");
+    let missing = post(&url, "image/jpeg", &eagle(), &[]);
+    assert_eq!(missing.0, 401);
+    conforms(&spec, "post", "/v1/classify", &missing);
+    assert_eq!(header(&missing, "www-authenticate"), Some("Bearer"));
+    let wrong = post(&url, "image/jpeg", &eagle(), &[("Authorization", "Bearer correct-horse")]);
+    assert_eq!((wrong.0, json(&wrong)["error"]["message"].as_str()), (401, Some("the bearer token is wrong")));
+    let right = post(&url, "image/jpeg", &eagle(), &[("Authorization", "Bearer correct-horse-battery")]);
+    assert_eq!(right.0, 200, "{}", right.1);
+    assert_eq!(get(&server.url("/metrics"), &[]).0, 401);
+    assert_eq!(get(&server.url("/v1/model"), &[]).0, 401);
+    let model = get(&server.url("/v1/model"), &[("Authorization", "Bearer correct-horse-battery")]);
+    assert_eq!(json(&model)["server"]["auth"], true);
+    for open in ["/healthz", "/readyz", "/openapi.json"] {
+        assert_eq!(get(&server.url(open), &[]).0, 200, "{open}");
+    }
+}
+
+#[test]
+fn shutdown_answers_every_request_in_flight_and_exits_0() {
+    let mut server = Server::start(&["--workers", "1", "--max-batch", "2"]);
+    let url = server.url("/v1/classify");
+    let images = real_images(2);
+    let (content_type, body) = multipart(&[("a.jpg", &images[0].1), ("b.jpg", &images[3].1)]);
+    let answers = std::thread::scope(|scope| {
+        let requests: Vec<_> = (0..6).map(|_| scope.spawn(|| try_post(&url, &content_type, &body, &[]))).collect();
+        wait_until(&server, "spamlens_images_in_flight", |n| n >= 8.0);
+        server.terminate();
+        requests.into_iter().map(|r| r.join().unwrap()).collect::<Vec<_>>()
+    });
+    for answer in &answers {
+        let answer = answer.as_ref().unwrap_or_else(|e| panic!("a request in flight got no answer: {e}"));
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        assert_eq!(json(answer)["classified"], 2);
+    }
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}");
+    // Nothing listens any more.
+    assert!(TcpStream::connect(server.base.trim_start_matches("http://")).is_err());
+}
+
+#[test]
+fn the_demo_page_is_served_beside_the_api() {
+    let package = support::workspace().join("runtime-wasm/js/dist/spamlens_simd.wasm");
+    assert!(package.is_file(), "{} is missing: run runtime-wasm/build.sh", package.display());
+    let server = Server::start(&["--demo"]);
+    let page = get(&server.url("/"), &[]);
+    assert_eq!(page.0, 200);
+    assert!(page.1.contains("<html"), "{}", page.1);
+    assert!(header(&page, "content-security-policy").is_some_and(|c| c.contains("wasm-unsafe-eval")));
+    let manifest = json(&get(&server.url("/model.json"), &[]));
+    let model = json(&get(&server.url("/v1/model"), &[]));
+    assert_eq!(manifest["sha256"], model["sha256"]);
+    assert_eq!(manifest["bytes"], model["bytes"]);
+    let sidecar = get(&server.url(&format!("/models/{}.onnx.sha256", model["sha256"].as_str().unwrap())), &[]);
+    assert!(sidecar.1.starts_with(model["sha256"].as_str().unwrap()));
+    // The API keeps its JSON errors; the page's files come from the page's folder.
+    assert_eq!(json(&get(&server.url("/v1/classify"), &[]))["error"]["code"], "method_not_allowed");
+    assert_eq!(get(&server.url("/demo.js"), &[]).0, 200);
+}
+
+#[test]
+fn bad_flags_and_models_fail_at_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_model = dir.path().join("notes.onnx");
+    std::fs::write(&not_a_model, b"this is not a model").unwrap();
+    let out =
+        support::spamlens().args(["serve", "--listen", "127.0.0.1:0", "--model"]).arg(&not_a_model).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("notes.onnx") && stderr.contains("cannot load"), "{stderr}");
+
+    let out = support::spamlens().args(["serve", "--max-images", "10", "--max-queue", "5"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could never be admitted"));
+    let out = support::spamlens().args(["serve", "--token-file", "/nonexistent/token"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading the token file /nonexistent/token"));
+    let out = support::spamlens().args(["serve", "--workers", "0"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers must be at least 1"));
+}
