@@ -39,7 +39,7 @@ pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
-    lines: mpsc::Receiver<String>,
+    lines: std::sync::Mutex<mpsc::Receiver<String>>,
 }
 
 impl Server {
@@ -72,7 +72,7 @@ impl Server {
             .and_then(|rest| rest.split('/').next())
             .map(|addr| format!("http://{addr}"))
             .unwrap_or_else(|| panic!("no address in '{first}'"));
-        Server { child, base, lines }
+        Server { child, base, lines: std::sync::Mutex::new(lines) }
     }
 
     /// Waits for a stdout line starting with `prefix`.
@@ -80,7 +80,7 @@ impl Server {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.lines.lock().unwrap().recv_timeout(left) {
                 Ok(line) if line.starts_with(prefix) => return line,
                 Ok(_) => {}
                 Err(e) => panic!("no '{prefix}' line from the server: {e}"),
