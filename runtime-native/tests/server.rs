@@ -120,7 +120,7 @@ fn every_route_answers_as_the_openapi_document_says() {
     assert_eq!(model["labels"], json!(["ham", "spam"]));
     assert_eq!(model["sha256"], json(&ready)["model"]);
     assert_eq!(model["metadata"]["spamlens.kind"], "combined");
-    assert_eq!(model["server"]["max_batch"], 4);
+    assert_eq!(model["server"]["max_batch"], 1);
     assert_eq!(model["server"]["auth"], false);
 
     let classified = post(&server.url("/v1/classify?name=eagle.jpg"), "image/jpeg", &eagle(), &[]);

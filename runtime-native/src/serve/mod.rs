@@ -73,8 +73,11 @@ pub struct ServeArgs {
     /// Threads decoding and preprocessing images, apart from the inference workers (default: one per core).
     #[arg(long)]
     pub decode_threads: Option<usize>,
-    /// Most images in one model run (dynamic batching across concurrent requests).
-    #[arg(long, default_value_t = 4)]
+    /// Most images in one model run (dynamic batching across concurrent requests). 1 by default:
+    /// tract runs the ResNet-50 one image per plan on CPU, so a batch only serialises images on one
+    /// worker (measured: batch 1 gave the most images/s and the lowest p90; see the README). Raise it
+    /// for a model whose batched plan is faster.
+    #[arg(long, default_value_t = 1)]
     pub max_batch: usize,
     /// How long a worker with a partial batch waits for more images, in milliseconds.
     #[arg(long, default_value_t = 0)]
