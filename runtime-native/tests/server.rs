@@ -463,6 +463,33 @@ fn the_demo_page_is_served_beside_the_api() {
 }
 
 #[test]
+fn the_server_is_live_but_not_ready_while_the_model_loads() {
+    let spec = spec();
+    // A fresh cache: the built-in head is combined with the backbone first (seconds), so the server
+    // listens well before the model is in.
+    let cache = tempfile::tempdir().unwrap();
+    let mut command = support::spamlens();
+    command.env("SPAMLENS_CACHE", cache.path());
+    let server = Server::spawn_command(command, &[]);
+    let health = get(&server.url("/healthz"), &[]);
+    conforms(&spec, "get", "/healthz", &health);
+    for (method, path) in [("get", "/readyz"), ("get", "/v1/model"), ("post", "/v1/classify")] {
+        let answer = if method == "get" {
+            get(&server.url(path), &[])
+        } else {
+            post(&server.url(path), "image/jpeg", &eagle(), &[])
+        };
+        assert_eq!(answer.0, 503, "{path}: {}", answer.1);
+        conforms(&spec, method, path, &answer);
+        assert_eq!(json(&answer)["error"]["code"], "not_ready");
+    }
+    assert_eq!(server.metric("spamlens_ready"), Some(0.0));
+    server.wait_for_line("spamlens serve: ready", Duration::from_secs(300));
+    assert_eq!(get(&server.url("/readyz"), &[]).0, 200);
+    assert_eq!(post(&server.url("/v1/classify"), "image/jpeg", &eagle(), &[]).0, 200);
+}
+
+#[test]
 fn bad_flags_and_models_fail_at_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let not_a_model = dir.path().join("notes.onnx");

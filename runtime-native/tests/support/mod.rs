@@ -52,7 +52,13 @@ impl Server {
 
     /// Starts the server and returns as soon as it listens (the model may still be loading).
     pub fn spawn(args: &[&str]) -> Server {
-        let mut child = spamlens()
+        Self::spawn_command(spamlens(), args)
+    }
+
+    /// Starts `command serve --listen 127.0.0.1:0 ARGS...` (a `spamlens()` with its environment
+    /// changed) and returns as soon as it listens.
+    pub fn spawn_command(mut command: Command, args: &[&str]) -> Server {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
