@@ -1,6 +1,7 @@
 //! The one error type of `spamlens-core`: every variant names the input it is about and what is wrong.
 
-/// Everything that can go wrong while decoding, preprocessing or running a model.
+/// Everything that can go wrong while decoding, preprocessing or running a model, parsing an
+/// email, or loading a text filter.
 ///
 /// `input` is the caller's name for the image (a path, an attachment name, "upload #3"), and `model`
 /// the caller's name for the model, so a message can be shown to a user as it is.
@@ -59,6 +60,18 @@ pub enum Error {
     /// The batch handed to the model has the wrong length for its declared shape.
     #[error("model {model}: input batch of {got} floats does not hold {batch} images of {per_image} floats")]
     BatchShape { model: String, got: usize, batch: usize, per_image: usize },
+
+    /// The input is larger than the message-size limit; nothing was parsed.
+    #[error("{input}: {bytes} bytes of message, over the message-size limit of {limit} bytes")]
+    MessageTooLarge { input: String, bytes: usize, limit: usize },
+
+    /// The input holds no email message (no header at its start).
+    #[error("{input}: not an email message: {reason}")]
+    NotAMessage { input: String, reason: String },
+
+    /// A text filter state or setting is unusable (names the file or the setting).
+    #[error("text filter: {reason}")]
+    TextFilter { reason: String },
 
     /// tract failed while running the graph.
     #[error("model {model}: inference failed: {reason}")]

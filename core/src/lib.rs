@@ -3,14 +3,19 @@
 //! Image bytes are decoded within [`DecodeLimits`] ([`decode`]), turned into the backbone's input
 //! tensor by the one preprocessing implementation ([`preprocess`]), and run through an ONNX graph
 //! with tract ([`model`]); a [`Classifier`] reads a combined graph's contract from its metadata and
-//! turns image bytes into a labelled [`Verdict`]. There is no file or network I/O here: callers
-//! hand in bytes and names.
+//! turns image bytes into a labelled [`Verdict`]. Whole messages are parsed by [`email`], their
+//! text scored by the CLA_ANN text filter ([`cla_ann`]) and the parts combined into one verdict per
+//! message by [`scan`]. There is no file or network I/O here: callers hand in bytes and names.
 
+pub mod cla_ann;
 pub mod classifier;
 pub mod decode;
+pub mod email;
 pub mod error;
+pub mod feedback;
 pub mod model;
 pub mod preprocess;
+pub mod scan;
 
 pub use classifier::{Classifier, Scores, Verdict};
 pub use decode::{DecodeLimits, DecodedImage, ImageFormatName, decode_rgb, detect_format};

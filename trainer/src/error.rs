@@ -55,6 +55,10 @@ pub enum TrainerError {
     #[error("{0}; pass --force to combine anyway")]
     Incompatible(String),
 
+    /// The text filter could not be trained or evaluated.
+    #[error("text filter: {0}")]
+    TextFilter(String),
+
     /// A plot could not be drawn or written.
     #[error("plot {path}: {reason}")]
     Plot { path: PathBuf, reason: String },

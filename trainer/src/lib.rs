@@ -9,6 +9,7 @@
 //! - [`grid`]: the paper's Table 6/7 grid over the Email.cz reaction filters.
 //! - [`head`]: the classifier head in Burn: data, model, training loop, inference.
 //! - [`report`]: training reports (JSON, Markdown) and PNG plots.
+//! - [`text_filter`]: the CLA_ANN text filter: mail corpora, training, the paper's evaluation.
 //! - [`metrics`]: confusion matrix, per-class and weighted F1, ham→spam false-positive rate.
 //!
 //! Long-running functions report progress through small callback traits, so the binary decides how
@@ -26,5 +27,6 @@ pub mod head;
 pub mod metrics;
 pub mod random;
 pub mod report;
+pub mod text_filter;
 
 pub use error::{Result, TrainerError};

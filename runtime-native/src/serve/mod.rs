@@ -2,7 +2,7 @@
 //! webmail backend.
 //!
 //! Routes (documented in `openapi.json`, served at `/openapi.json`): `POST /v1/classify`,
-//! `GET /v1/model`, `GET /metrics` (behind the optional bearer token), `GET /healthz`,
+//! `POST /v1/scan` and `POST /v1/feedback` (whole emails, see [`mail`]), `GET /v1/model`, `GET /metrics` (behind the optional bearer token), `GET /healthz`,
 //! `GET /readyz`, `GET /openapi.json`, and with `--demo` the browser demo page at `/`.
 //!
 //! The listener is bound first (liveness answers at once) and the model loads in the background
@@ -14,6 +14,7 @@ mod auth;
 mod error;
 mod inference;
 mod input;
+mod mail;
 mod metrics;
 
 use std::net::SocketAddr;
@@ -113,6 +114,20 @@ pub struct ServeArgs {
     /// The built JS package (with --demo; default: $SPAMLENS_JS, ./runtime-wasm/js, the checkout's).
     #[arg(long, requires = "demo")]
     pub package: Option<PathBuf>,
+    /// The text filter for /v1/scan: a state file (from `spamlens feedback` or `spamlens-train
+    /// text-filter train`), loaded if it exists and saved after each /v1/feedback. Default: the
+    /// built-in filter, learning in memory only.
+    #[arg(long, env = "SPAMLENS_TEXT_FILTER")]
+    pub text_filter: Option<PathBuf>,
+    /// Log /v1/feedback reactions (JSON Lines, Email.cz vocabulary) and the images they concern here.
+    #[arg(long)]
+    pub feedback_dir: Option<PathBuf>,
+    /// /v1/scan: an image with at least this spam probability makes the message spam.
+    #[arg(long, default_value_t = 0.5)]
+    pub image_spam_threshold: f32,
+    /// /v1/scan: an image with at least this ad probability makes a not-spam message an ad.
+    #[arg(long, default_value_t = 0.5)]
+    pub image_ad_threshold: f32,
 }
 
 /// The checked configuration the handlers read.
@@ -215,6 +230,7 @@ struct AppState {
     image_slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     started: Instant,
+    mail: mail::MailState,
 }
 
 type Shared = Arc<AppState>;
@@ -258,7 +274,14 @@ async fn serve(args: ServeArgs, settings: Settings) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
+    let rule = spamlens_core::scan::VerdictRule {
+        image_spam_threshold: args.image_spam_threshold,
+        image_ad_threshold: args.image_ad_threshold,
+        ..spamlens_core::scan::VerdictRule::default()
+    };
+    let mail = mail::MailState::load(args.text_filter.clone(), args.feedback_dir.clone(), rule)?;
     let state: Shared = Arc::new(AppState {
+        mail,
         request_slots: Arc::new(Semaphore::new(settings.max_requests)),
         image_slots: Arc::new(Semaphore::new(settings.max_queue)),
         settings,
@@ -375,6 +398,8 @@ fn load(state: &AppState, model: Option<PathBuf>, backbone: Option<&std::path::P
 fn router(state: Shared) -> Router {
     let protected = Router::new()
         .route("/v1/classify", post(classify).layer(DefaultBodyLimit::disable()))
+        .route("/v1/scan", post(scan).layer(DefaultBodyLimit::disable()))
+        .route("/v1/feedback", post(feedback).layer(DefaultBodyLimit::disable()))
         .route("/v1/model", get(model_info))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
@@ -468,7 +493,11 @@ async fn openapi() -> Response {
 
 async fn model_info(State(state): State<Shared>) -> Response {
     match state.ready() {
-        Ok(ready) => axum::Json(ready.model_json.clone()).into_response(),
+        Ok(ready) => {
+            let mut body = ready.model_json.clone();
+            body["text_filter"] = state.mail.describe();
+            axum::Json(body).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -483,19 +512,33 @@ async fn classify(State(state): State<Shared>, request: Request) -> Response {
         Ok(ready) => ready,
         Err(e) => return e.into_response(),
     };
+    guarded(&state, classify_request(&state, &ready, request)).await
+}
+
+async fn scan(State(state): State<Shared>, request: Request) -> Response {
+    let ready = match state.ready() {
+        Ok(ready) => ready,
+        Err(e) => return e.into_response(),
+    };
+    guarded(&state, mail::scan(&state, &ready, request)).await
+}
+
+async fn feedback(State(state): State<Shared>, request: Request) -> Response {
+    guarded(&state, mail::feedback(&state, request)).await
+}
+
+/// Runs a request handler within the request slots (--max-requests) and the request timeout.
+async fn guarded(state: &AppState, handler: impl std::future::Future<Output = Result<Response, ApiError>>) -> Response {
     let Ok(_request_slot) = state.request_slots.clone().try_acquire_owned() else {
         return ApiError::unavailable(
             "overloaded",
-            format!(
-                "{} classify requests are already being handled (--max-requests); retry later",
-                state.settings.max_requests
-            ),
+            format!("{} requests are already being handled (--max-requests); retry later", state.settings.max_requests),
             1,
         )
         .into_response();
     };
     let timeout = state.settings.request_timeout;
-    match tokio::time::timeout(timeout, classify_request(&state, &ready, request)).await {
+    match tokio::time::timeout(timeout, handler).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => e.into_response(),
         Err(_) => ApiError::unavailable(

@@ -11,6 +11,7 @@ use spamlens_core::DecodeLimits;
 use spamlens_trainer::backbone::{self, fetch::DownloadProgress};
 use spamlens_trainer::features::{self, Backbone, ExtractOptions, ExtractProgress};
 
+mod text_filter;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -43,6 +44,12 @@ enum Command {
     Export(train::ExportArgs),
     /// The paper's Table 6/7: train and test on every reaction-filter combination of an Email.cz file.
     Grid(train::GridArgs),
+    /// The CLA_ANN text filter: evaluate it on a mail corpus (the paper's Tables 1–3,
+    /// cross-validation, online mode) or train the one `spamlens scan` uses.
+    TextFilter {
+        #[command(subcommand)]
+        command: text_filter::TextFilterCommand,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::train(args),
         Command::Export(args) => train::export(args),
         Command::Grid(args) => train::grid(args),
+        Command::TextFilter { command } => text_filter::run(command),
     }
 }
 

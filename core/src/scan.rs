@@ -1,0 +1,346 @@
+//! One verdict per message: the text filter's score and every image's label, combined by a
+//! documented, configurable rule into spam / ham / ad with the reason.
+//!
+//! [`scan_email`] does the whole job for one message (parse, text score, each image classified in
+//! turn), which is what the browser runs; the native CLI and server classify images their own way
+//! (in parallel, in dynamic batches) and call [`scan_parts`] with the results.
+//!
+//! The rule ([`VerdictRule`]), in order:
+//! 1. **spam** if any image's spam probability is at least `image_spam_threshold`;
+//! 2. **spam** if the text filter says spam (`score > threshold`);
+//! 3. **ad** if any image's ad probability is at least `image_ad_threshold`;
+//! 4. **ham** otherwise.
+//!
+//! `decided_by` says which part decided (`image`, `text`, `image+text` when both said spam, or
+//! `none` for ham), and `reason` says it in words. Images that could not be classified are listed
+//! with their error and take no part in the verdict.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cla_ann::{ClaAnn, TextScore};
+use crate::classifier::{Classifier, Verdict};
+use crate::email::{EmailImage, EmailLimits, ImageSource, ParsedEmail, parse_email};
+use crate::error::{Error, Result};
+
+/// How the parts' results become the message's verdict (see the module docs for the order).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VerdictRule {
+    /// An image with at least this spam probability makes the message spam.
+    pub image_spam_threshold: f32,
+    /// An image with at least this ad probability makes a not-spam message an ad.
+    pub image_ad_threshold: f32,
+    /// Whether the text filter's verdict counts.
+    pub use_text: bool,
+    /// Whether the images' labels count.
+    pub use_images: bool,
+}
+
+impl Default for VerdictRule {
+    /// Image thresholds 0.5 (the most probable class of a spam/ham head), text and images both on.
+    fn default() -> Self {
+        Self { image_spam_threshold: 0.5, image_ad_threshold: 0.5, use_text: true, use_images: true }
+    }
+}
+
+/// One image of a message and what the classifier said of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageResult {
+    /// The image's name in the message.
+    pub name: String,
+    /// How it came with the message.
+    pub source: ImageSource,
+    /// Declared media type.
+    pub content_type: Option<String>,
+    /// Its size in bytes.
+    pub bytes: usize,
+    /// The sha256 of its bytes (what feedback records).
+    pub sha256: String,
+    /// The classifier's verdict, or why there is none.
+    #[serde(flatten)]
+    pub outcome: ImageOutcome,
+}
+
+/// An image's label and probabilities, or the error that stopped it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ImageOutcome {
+    /// Classified.
+    Classified {
+        /// Most probable class.
+        label: String,
+        /// Every class's probability, in model order.
+        probabilities: serde_json::Map<String, serde_json::Value>,
+        /// Decoded width.
+        width: u32,
+        /// Decoded height.
+        height: u32,
+        /// Detected format.
+        format: String,
+    },
+    /// Not classified.
+    Failed {
+        /// What went wrong, naming the image.
+        error: String,
+    },
+    /// Images were not classified (no image model in use).
+    Skipped {
+        /// Why.
+        skipped: String,
+    },
+}
+
+impl ImageOutcome {
+    /// The outcome of classifying an image.
+    pub fn from_result(result: Result<Verdict>) -> Self {
+        match result {
+            Ok(v) => ImageOutcome::Classified {
+                probabilities: v.probabilities.iter().map(|(l, p)| (l.clone(), serde_json::json!(p))).collect(),
+                label: v.label,
+                width: v.width,
+                height: v.height,
+                format: v.format.to_string(),
+            },
+            Err(e) => ImageOutcome::Failed { error: e.to_string() },
+        }
+    }
+
+    fn probability(&self, class: &str) -> Option<f64> {
+        match self {
+            ImageOutcome::Classified { probabilities, .. } => probabilities.get(class).and_then(|v| v.as_f64()),
+            _ => None,
+        }
+    }
+}
+
+/// The message's verdict and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageVerdict {
+    /// `spam`, `ham` or `ad`.
+    pub label: String,
+    /// `image`, `text`, `image+text` or `none`.
+    pub decided_by: String,
+    /// The reason in words.
+    pub reason: String,
+}
+
+/// Everything spamlens found in one message.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageScan {
+    /// The caller's name for the message (a path, `upload`, `mbox line 1234`).
+    pub message: String,
+    /// Decoded subject.
+    pub subject: String,
+    /// First From address.
+    pub from: Option<String>,
+    /// Message-ID.
+    pub message_id: Option<String>,
+    /// Date (RFC 3339).
+    pub date: Option<String>,
+    /// The combined verdict.
+    pub verdict: MessageVerdict,
+    /// The text filter's score (absent when no text filter is in use).
+    pub text: Option<TextScore>,
+    /// Each image and its outcome.
+    pub images: Vec<ImageResult>,
+    /// Remote image URLs (listed, never fetched).
+    pub remote_images: Vec<String>,
+    /// What could not be read in the message.
+    pub problems: Vec<String>,
+}
+
+/// The sha256 of bytes as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Combines a parsed message with its text score and image outcomes (in `parsed.images` order).
+pub fn scan_parts(
+    name: &str,
+    parsed: ParsedEmail,
+    text: Option<TextScore>,
+    outcomes: Vec<ImageOutcome>,
+    rule: &VerdictRule,
+) -> MessageScan {
+    let images: Vec<ImageResult> =
+        parsed.images.into_iter().zip(outcomes).map(|(image, outcome)| image_result(image, outcome)).collect();
+    let verdict = combine(text.as_ref(), &images, rule);
+    MessageScan {
+        message: name.to_owned(),
+        subject: parsed.subject,
+        from: parsed.from,
+        message_id: parsed.message_id,
+        date: parsed.date,
+        verdict,
+        text,
+        images,
+        remote_images: parsed.remote_images,
+        problems: parsed.problems,
+    }
+}
+
+fn image_result(image: EmailImage, outcome: ImageOutcome) -> ImageResult {
+    ImageResult {
+        sha256: sha256_hex(&image.bytes),
+        bytes: image.bytes.len(),
+        name: image.name,
+        source: image.source,
+        content_type: image.content_type,
+        outcome,
+    }
+}
+
+/// The rule of the module docs.
+pub fn combine(text: Option<&TextScore>, images: &[ImageResult], rule: &VerdictRule) -> MessageVerdict {
+    let best = |class: &str| {
+        images.iter().filter_map(|i| i.outcome.probability(class).map(|p| (i, p))).max_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    let spam_image = best("spam").filter(|(_, p)| rule.use_images && *p >= f64::from(rule.image_spam_threshold));
+    let text_spam = text.filter(|t| rule.use_text && t.is_spam);
+    let text_words = |t: &TextScore| format!("text score {:.3} > threshold {:.3}", t.score, t.threshold);
+    match (spam_image, text_spam) {
+        (Some((image, p)), Some(t)) => MessageVerdict {
+            label: "spam".into(),
+            decided_by: "image+text".into(),
+            reason: format!("image '{}' is spam (p = {p:.3}) and {}", image.name, text_words(t)),
+        },
+        (Some((image, p)), None) => MessageVerdict {
+            label: "spam".into(),
+            decided_by: "image".into(),
+            reason: format!("image '{}' is spam (p = {p:.3} ≥ {})", image.name, rule.image_spam_threshold),
+        },
+        (None, Some(t)) => MessageVerdict { label: "spam".into(), decided_by: "text".into(), reason: text_words(t) },
+        (None, None) => {
+            if let Some((image, p)) =
+                best("ad").filter(|(_, p)| rule.use_images && *p >= f64::from(rule.image_ad_threshold))
+            {
+                return MessageVerdict {
+                    label: "ad".into(),
+                    decided_by: "image".into(),
+                    reason: format!("image '{}' is an ad (p = {p:.3} ≥ {})", image.name, rule.image_ad_threshold),
+                };
+            }
+            let classified = images.iter().filter(|i| matches!(i.outcome, ImageOutcome::Classified { .. })).count();
+            let text_part = match text {
+                Some(t) if rule.use_text => format!("text score {:.3} ≤ threshold {:.3}", t.score, t.threshold),
+                _ => "no text filter".to_owned(),
+            };
+            MessageVerdict {
+                label: "ham".into(),
+                decided_by: "none".into(),
+                reason: format!("{text_part}; {classified} of {} images classified, none spam", images.len()),
+            }
+        }
+    }
+}
+
+/// Scans one message end to end: parse, text score (when a filter is given), each image classified
+/// in turn (when a classifier is given), combined by `rule`. Errors only when the bytes are not a
+/// message (see [`parse_email`]).
+pub fn scan_email(
+    bytes: &[u8],
+    name: &str,
+    limits: &EmailLimits,
+    classifier: Option<&Classifier>,
+    filter: Option<&ClaAnn>,
+    rule: &VerdictRule,
+) -> Result<MessageScan> {
+    let parsed = parse_email(bytes, name, limits)?;
+    let text = filter.map(|f| f.score(&f.tokens(&parsed.subject, &parsed.body_text)));
+    let outcomes = parsed
+        .images
+        .iter()
+        .map(|image| match classifier {
+            Some(c) => ImageOutcome::from_result(c.classify(&image.bytes, &format!("{name}: {}", image.name))),
+            None => ImageOutcome::Skipped { skipped: "no image model in use".into() },
+        })
+        .collect();
+    Ok(scan_parts(name, parsed, text, outcomes, rule))
+}
+
+/// Checks a rule's thresholds (each within 0..=1).
+pub fn check_rule(rule: &VerdictRule) -> Result<()> {
+    for (what, value) in
+        [("image spam threshold", rule.image_spam_threshold), ("image ad threshold", rule.image_ad_threshold)]
+    {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(Error::TextFilter { reason: format!("{what} {value} is outside 0..=1") });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classified(spam: f64, ad: f64) -> ImageOutcome {
+        let mut probabilities = serde_json::Map::new();
+        probabilities.insert("ham".into(), serde_json::json!(1.0 - spam - ad));
+        probabilities.insert("spam".into(), serde_json::json!(spam));
+        probabilities.insert("ad".into(), serde_json::json!(ad));
+        let label = if spam >= ad && spam >= 1.0 - spam - ad {
+            "spam"
+        } else if ad > 1.0 - spam - ad {
+            "ad"
+        } else {
+            "ham"
+        };
+        ImageOutcome::Classified { label: label.into(), probabilities, width: 1, height: 1, format: "PNG".into() }
+    }
+
+    fn image(name: &str, outcome: ImageOutcome) -> ImageResult {
+        ImageResult {
+            name: name.into(),
+            source: ImageSource::Attachment,
+            content_type: None,
+            bytes: 0,
+            sha256: String::new(),
+            outcome,
+        }
+    }
+
+    fn text(score: f64, threshold: f64) -> TextScore {
+        TextScore { score, is_spam: score > threshold, threshold, matched: 3, strongest: vec![] }
+    }
+
+    #[test]
+    fn the_rule_in_its_order() {
+        let rule = VerdictRule::default();
+        let spam_img = image("a.png", classified(0.9, 0.0));
+        let ad_img = image("b.png", classified(0.1, 0.7));
+        let ham_img = image("c.png", classified(0.1, 0.1));
+        let broken = image("d.png", ImageOutcome::Failed { error: "d.png: corrupt".into() });
+
+        let v = combine(Some(&text(0.9, 0.7)), &[ham_img.clone(), spam_img.clone()], &rule);
+        assert_eq!((v.label.as_str(), v.decided_by.as_str()), ("spam", "image+text"));
+        assert!(v.reason.contains("'a.png'"), "{}", v.reason);
+        let v = combine(Some(&text(0.2, 0.7)), std::slice::from_ref(&spam_img), &rule);
+        assert_eq!((v.label.as_str(), v.decided_by.as_str()), ("spam", "image"));
+        let v = combine(Some(&text(0.9, 0.7)), std::slice::from_ref(&ad_img), &rule);
+        assert_eq!((v.label.as_str(), v.decided_by.as_str()), ("spam", "text"));
+        let v = combine(Some(&text(0.2, 0.7)), &[ad_img.clone(), ham_img.clone()], &rule);
+        assert_eq!((v.label.as_str(), v.decided_by.as_str()), ("ad", "image"));
+        let v = combine(Some(&text(0.2, 0.7)), &[ham_img.clone(), broken.clone()], &rule);
+        assert_eq!((v.label.as_str(), v.decided_by.as_str()), ("ham", "none"));
+        assert!(v.reason.contains("1 of 2 images classified"), "{}", v.reason);
+        let v = combine(None, &[broken], &rule);
+        assert_eq!(v.label, "ham");
+
+        let text_only = VerdictRule { use_images: false, ..rule };
+        assert_eq!(combine(Some(&text(0.2, 0.7)), std::slice::from_ref(&spam_img), &text_only).label, "ham");
+        let images_only = VerdictRule { use_text: false, ..rule };
+        assert_eq!(combine(Some(&text(0.9, 0.7)), &[ham_img], &images_only).label, "ham");
+        let strict = VerdictRule { image_spam_threshold: 0.95, ..rule };
+        assert_eq!(combine(None, &[spam_img], &strict).label, "ham");
+    }
+
+    #[test]
+    fn rule_thresholds_are_checked() {
+        assert!(check_rule(&VerdictRule::default()).is_ok());
+        let err =
+            check_rule(&VerdictRule { image_spam_threshold: 1.5, ..VerdictRule::default() }).expect_err("refused");
+        assert!(err.to_string().contains("image spam threshold 1.5"), "{err}");
+    }
+}

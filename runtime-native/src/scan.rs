@@ -1,0 +1,301 @@
+//! `spamlens scan` (one verdict per message: text filter + image classifier) and `spamlens feedback`
+//! (the user's "mark as spam / not spam": the text filter learns at once, the reaction is logged for
+//! retraining the image head).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
+use spamlens_core::cla_ann::{ClaAnn, TextLabel};
+use spamlens_core::email::{EmailLimits, mbox, parse_email};
+use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
+use spamlens_core::scan::{MessageScan, VerdictRule, scan_email, sha256_hex};
+use spamlens_core::{Classifier, ModelOptions, detect_format};
+
+/// The built-in text filter: CLA_ANN trained on the SpamAssassin public corpus by the command in
+/// `models/default/TEXT_FILTER.md`.
+pub const DEFAULT_TEXT_FILTER: &[u8] = include_bytes!("../../models/default/text-filter.json");
+
+/// Loads the text filter at `path`, or the built-in one.
+pub fn load_text_filter(path: Option<&Path>) -> Result<ClaAnn> {
+    match path {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading text filter {}", path.display()))?;
+            Ok(ClaAnn::from_json(&bytes, &path.display().to_string())?)
+        }
+        None => Ok(ClaAnn::from_json(DEFAULT_TEXT_FILTER, "built-in text filter")?),
+    }
+}
+
+/// One message to scan: its name and bytes (a file, or one message of an mbox).
+pub struct MessageInput {
+    /// `path` or `path#N` for the N-th message of an mbox.
+    pub name: String,
+    /// The message bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads every message named: files as they are, mbox files split into their messages, folders
+/// walked (sorted, hidden files skipped). Unreadable files become an error entry.
+pub fn collect_messages(inputs: &[PathBuf], limits: &EmailLimits) -> Result<Vec<Result<MessageInput, String>>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            for entry in walkdir::WalkDir::new(input).sort_by_file_name() {
+                let entry = entry.with_context(|| format!("walking {}", input.display()))?;
+                if entry.file_type().is_file() && !entry.file_name().to_string_lossy().starts_with('.') {
+                    files.push(entry.into_path());
+                }
+            }
+        } else {
+            files.push(input.clone());
+        }
+    }
+    let mut messages = Vec::new();
+    for file in files {
+        let name = file.display().to_string();
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let is_mbox_name = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("mbox"));
+        // An mbox may hold many messages; a single message is capped by the message limit.
+        if !is_mbox_name && size > limits.max_message_bytes as u64 {
+            messages.push(Err(format!(
+                "{name}: {size} bytes, over the message-size limit of {} bytes",
+                limits.max_message_bytes
+            )));
+            continue;
+        }
+        let bytes = match std::fs::read(&file) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                messages.push(Err(format!("{name}: cannot read: {e}")));
+                continue;
+            }
+        };
+        if mbox::is_mbox(&bytes) {
+            for (i, message) in mbox::split_mbox(&bytes).into_iter().enumerate() {
+                messages.push(Ok(MessageInput {
+                    name: format!("{name}#{} (line {})", i + 1, message.line),
+                    bytes: message.bytes,
+                }));
+            }
+        } else {
+            messages.push(Ok(MessageInput { name, bytes }));
+        }
+    }
+    Ok(messages)
+}
+
+/// Options of `spamlens scan`.
+pub struct ScanOptions {
+    /// Combined image model, or None to scan text only.
+    pub model: Option<PathBuf>,
+    /// Text filter state, or None for the built-in one.
+    pub text_filter: Option<PathBuf>,
+    /// Skip the text filter.
+    pub no_text: bool,
+    /// How parts become the verdict.
+    pub rule: VerdictRule,
+    /// JSON Lines output.
+    pub json: bool,
+    /// Parallel messages.
+    pub jobs: usize,
+}
+
+/// Scans every message; returns whether all could be read.
+pub fn scan(inputs: &[PathBuf], options: &ScanOptions) -> Result<bool> {
+    spamlens_core::scan::check_rule(&options.rule)?;
+    let classifier = match &options.model {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
+            Some(Classifier::from_bytes(&bytes, &path.display().to_string(), &ModelOptions::default())?)
+        }
+        None => None,
+    };
+    let filter = if options.no_text { None } else { Some(load_text_filter(options.text_filter.as_deref())?) };
+    let limits = EmailLimits::DEFAULT;
+    let messages = collect_messages(inputs, &limits)?;
+    if messages.is_empty() {
+        bail!("no messages found in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build().context("starting worker threads")?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !options.json {
+        writeln!(out, "{:<5} {:<10} {:>6} {:>7}  message  |  subject", "label", "decided by", "text", "images")?;
+    }
+    let started = Instant::now();
+    let (mut failed, mut counts) = (0usize, std::collections::BTreeMap::<String, usize>::new());
+    // Chunks keep the output in input order while every core works.
+    for chunk in messages.chunks(32) {
+        let results: Vec<Result<MessageScan, String>> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map(|m| {
+                    let m = m.as_ref().map_err(Clone::clone)?;
+                    scan_email(&m.bytes, &m.name, &limits, classifier.as_ref(), filter.as_ref(), &options.rule)
+                        .map_err(|e| e.to_string())
+                })
+                .collect()
+        });
+        for result in results {
+            match &result {
+                Ok(scan) => *counts.entry(scan.verdict.label.clone()).or_default() += 1,
+                Err(_) => failed += 1,
+            }
+            write_scan(&mut out, &result, options.json)?;
+        }
+        out.flush()?;
+    }
+    let summary: Vec<String> = counts.iter().map(|(label, n)| format!("{n} {label}")).collect();
+    eprintln!(
+        "{} messages: {}; {failed} unreadable; {:.1} messages/s",
+        messages.len(),
+        if summary.is_empty() { "none scanned".to_owned() } else { summary.join(", ") },
+        messages.len() as f64 / started.elapsed().as_secs_f64().max(1e-9)
+    );
+    Ok(failed == 0)
+}
+
+fn write_scan(out: &mut impl Write, result: &Result<MessageScan, String>, json: bool) -> Result<()> {
+    match (result, json) {
+        (Ok(scan), true) => writeln!(out, "{}", serde_json::to_string(scan)?)?,
+        (Err(message), true) => writeln!(out, "{}", serde_json::json!({ "error": message }))?,
+        (Ok(scan), false) => {
+            let text = scan.text.as_ref().map_or("-".to_owned(), |t| format!("{:.3}", t.score));
+            let spam_images = scan
+                .images
+                .iter()
+                .filter(|i| matches!(&i.outcome, spamlens_core::scan::ImageOutcome::Classified { label, .. } if label == "spam"))
+                .count();
+            writeln!(
+                out,
+                "{:<5} {:<10} {:>6} {:>7}  {}  |  {}",
+                scan.verdict.label,
+                scan.verdict.decided_by,
+                text,
+                format!("{spam_images}/{}", scan.images.len()),
+                scan.message,
+                scan.subject.chars().take(60).collect::<String>()
+            )?;
+        }
+        (Err(message), false) => writeln!(out, "error {message}")?,
+    }
+    Ok(())
+}
+
+/// Options of `spamlens feedback`.
+pub struct FeedbackOptions {
+    /// The user's filter state (created from the built-in filter when missing).
+    pub state: PathBuf,
+    /// The label the user gave.
+    pub label: TextLabel,
+    /// Where reactions and image bytes are logged (default: `STATE.feedback/`).
+    pub log_dir: Option<PathBuf>,
+}
+
+/// The default reaction log folder for a state file.
+pub fn default_log_dir(state: &Path) -> PathBuf {
+    let mut name = state.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".feedback");
+    state.with_file_name(name)
+}
+
+/// Applies feedback for every message and saves the state; returns whether all messages were read.
+pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
+    let mut filter = if options.state.exists() {
+        load_text_filter(Some(&options.state))?
+    } else {
+        tracing::info!(state = %options.state.display(), "no filter state yet: starting from the built-in filter");
+        load_text_filter(None)?
+    };
+    let log_dir = options.log_dir.clone().unwrap_or_else(|| default_log_dir(&options.state));
+    std::fs::create_dir_all(log_dir.join("images")).with_context(|| format!("creating {}", log_dir.display()))?;
+    let log_path = log_dir.join("reactions.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let limits = EmailLimits::DEFAULT;
+    let mut all_ok = true;
+    for message in collect_messages(inputs, &limits)? {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                all_ok = false;
+                println!("error {e}");
+                continue;
+            }
+        };
+        let parsed = match parse_email(&message.bytes, &message.name, &limits) {
+            Ok(p) => p,
+            Err(e) => {
+                all_ok = false;
+                println!("error {e}");
+                continue;
+            }
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let tokens = filter.tokens(&parsed.subject, &parsed.body_text);
+        let outcome = filter.feedback(&tokens, options.label, now);
+        let mut images = Vec::new();
+        for image in &parsed.images {
+            let sha256 = sha256_hex(&image.bytes);
+            let extension = detect_format(&image.bytes, &image.name)
+                .map(|f| f.to_string().to_ascii_lowercase())
+                .unwrap_or_else(|_| "bin".to_owned());
+            let file = format!("images/{sha256}.{extension}");
+            let path = log_dir.join(&file);
+            if !path.exists() {
+                std::fs::write(&path, &image.bytes).with_context(|| format!("writing {}", path.display()))?;
+            }
+            images.push(FeedbackImage { sha256, name: image.name.clone(), file: Some(file) });
+        }
+        let record = FeedbackRecord {
+            time_unix: now,
+            message: message.name.clone(),
+            message_id: parsed.message_id.clone(),
+            label: options.label,
+            reaction: Reaction::for_label(options.label),
+            images,
+            text_score_before: outcome.before.score,
+            text_score_after: outcome.after.score,
+        };
+        writeln!(log, "{}", serde_json::to_string(&record)?)
+            .with_context(|| format!("appending to {}", log_path.display()))?;
+        println!(
+            "{}: marked {} — text score {:.3} → {:.3} (threshold {:.3}, {} step{}), {} image{} logged{}",
+            message.name,
+            options.label,
+            outcome.before.score,
+            outcome.after.score,
+            outcome.after.threshold,
+            outcome.steps,
+            if outcome.steps == 1 { "" } else { "s" },
+            record.images.len(),
+            if record.images.len() == 1 { "" } else { "s" },
+            if outcome.merged { "; adaptive layer merged" } else { "" }
+        );
+    }
+    write_atomically(&options.state, &filter.to_json())?;
+    println!(
+        "saved {} ({} adaptive tokens waiting, {} merges)",
+        options.state.display(),
+        filter.adaptive_len(),
+        filter.merges()
+    );
+    Ok(all_ok)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}

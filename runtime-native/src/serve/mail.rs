@@ -1,0 +1,292 @@
+//! Whole emails on the server: `POST /v1/scan` (one verdict per message) and `POST /v1/feedback`
+//! (the operator's text filter learns from a "mark as spam / not spam", and the reaction is logged
+//! for retraining the image head).
+//!
+//! The server holds one text filter (the built-in one, or `--text-filter FILE`, which feedback
+//! then saves back). Images of a scanned message go through the same decode threads and dynamic
+//! batches as `/v1/classify`, within the same admission limits.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use spamlens_core::cla_ann::{ClaAnn, TextLabel};
+use spamlens_core::email::{EmailLimits, ParsedEmail, parse_email};
+use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
+use spamlens_core::scan::{ImageOutcome, VerdictRule, scan_parts, sha256_hex};
+
+use super::error::ApiError;
+use super::inference::ImageError;
+use super::{AppState, Ready, read_body, round_millis};
+
+/// The server's text filter and where feedback goes.
+pub struct MailState {
+    filter: Mutex<ClaAnn>,
+    /// Where the filter is saved after feedback (None: the built-in filter, kept in memory only).
+    state_file: Option<PathBuf>,
+    /// Where reactions and image bytes are logged (None: not logged).
+    feedback_dir: Option<PathBuf>,
+    /// Serialises appends to the reaction log.
+    log_lock: Mutex<()>,
+    /// How parts become a verdict.
+    pub rule: VerdictRule,
+}
+
+impl MailState {
+    /// Loads `state_file` when it exists, else the built-in filter (saved to `state_file` on the
+    /// first feedback).
+    pub fn load(state_file: Option<PathBuf>, feedback_dir: Option<PathBuf>, rule: VerdictRule) -> anyhow::Result<Self> {
+        spamlens_core::scan::check_rule(&rule)?;
+        let filter = match &state_file {
+            Some(path) if path.exists() => crate::scan::load_text_filter(Some(path))?,
+            _ => crate::scan::load_text_filter(None)?,
+        };
+        if let Some(dir) = &feedback_dir {
+            std::fs::create_dir_all(dir.join("images"))
+                .map_err(|e| anyhow::anyhow!("creating the feedback folder {}: {e}", dir.display()))?;
+        }
+        Ok(MailState { filter: Mutex::new(filter), state_file, feedback_dir, log_lock: Mutex::new(()), rule })
+    }
+
+    /// What `/v1/model` says about the text filter.
+    pub fn describe(&self) -> Value {
+        let filter = self.filter.lock().unwrap_or_else(|p| p.into_inner());
+        json!({
+            "input_layers": filter.innate_layers().len(),
+            "threshold": filter.config().threshold,
+            "adaptive_tokens": filter.adaptive_len(),
+            "merges": filter.merges(),
+            "state_file": self.state_file.as_ref().map(|p| p.display().to_string()),
+            "feedback_log": self.feedback_dir.as_ref().map(|p| p.display().to_string()),
+            "rule": self.rule,
+        })
+    }
+}
+
+/// Media types taken as one RFC 5322 message.
+const MESSAGE_TYPES: [&str; 4] = ["message/rfc822", "application/octet-stream", "text/plain", "application/mbox"];
+
+/// Reads and parses the message of a scan or feedback request.
+async fn read_message(state: &AppState, request: Request) -> Result<(String, ParsedEmail), ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if let Some(ct) = &content_type
+        && !MESSAGE_TYPES.contains(&ct.as_str())
+    {
+        super::discard_body(request.into_body()).await;
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {ct} is not a message; send the raw message as message/rfc822"),
+        ));
+    }
+    let name = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("name=")))
+        .map(|n| n.replace('+', " "))
+        .unwrap_or_else(|| "message".to_owned());
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let body = read_body(request.into_body(), state.settings.max_body_bytes, declared).await?;
+    let limits = EmailLimits { max_images: state.settings.max_images, ..EmailLimits::DEFAULT };
+    let parse_name = name.clone();
+    let parsed = tokio::task::spawn_blocking(move || parse_email(&body, &parse_name, &limits))
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("parsing failed: {e}"))
+        })?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "not_a_message", e.to_string()))?;
+    Ok((name, parsed))
+}
+
+/// `POST /v1/scan`.
+pub async fn scan(state: &AppState, ready: &Arc<Ready>, request: Request) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let mail = &state.mail;
+    let (name, parsed) = read_message(state, request).await?;
+    let count = u32::try_from(parsed.images.len()).unwrap_or(u32::MAX);
+    let _image_slots = if count > 0 {
+        Some(state.image_slots.clone().try_acquire_many_owned(count).map_err(|_| {
+            ApiError::unavailable(
+                "overloaded",
+                format!(
+                    "the queue is full (--max-queue {}); this message adds {count} images; retry later",
+                    state.settings.max_queue
+                ),
+                1,
+            )
+        })?)
+    } else {
+        None
+    };
+    let text = {
+        let filter = mail.filter.lock().unwrap_or_else(|p| p.into_inner());
+        filter.score(&filter.tokens(&parsed.subject, &parsed.body_text))
+    };
+    let outcomes = futures_util::future::join_all(parsed.images.iter().map(|image| {
+        let label = format!("{name}: {}", image.name);
+        classify_image(state, ready, image.bytes.clone(), label)
+    }))
+    .await;
+    let scan = scan_parts(&name, parsed, Some(text), outcomes, &mail.rule);
+    for image in &scan.images {
+        if let ImageOutcome::Classified { label, .. } = &image.outcome {
+            state.metrics.image(label);
+        }
+    }
+    let mut body = serde_json::to_value(&scan)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string()))?;
+    body["model"] = json!(ready.classifier.model().sha256());
+    body["millis"] = json!(round_millis(started.elapsed()));
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+async fn classify_image(state: &AppState, ready: &Arc<Ready>, bytes: Vec<u8>, name: String) -> ImageOutcome {
+    let outcome: Result<ImageOutcome, ImageError> = async {
+        let prepared = ready.preprocessor.prepare(ready.classifier.clone(), bytes.into(), name).await?;
+        let (width, height, format) = (prepared.width, prepared.height, prepared.format);
+        let (label, probabilities) = ready.pool.score(prepared.tensor).await?;
+        Ok(ImageOutcome::Classified {
+            label,
+            probabilities: probabilities.into_iter().map(|(class, p)| (class, json!(p))).collect(),
+            width,
+            height,
+            format: format.to_string(),
+        })
+    }
+    .await;
+    outcome.unwrap_or_else(|e| {
+        state.metrics.image(e.code);
+        ImageOutcome::Failed { error: e.message }
+    })
+}
+
+/// `POST /v1/feedback?label=spam|ham`.
+pub async fn feedback(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let mail = &state.mail;
+    let label = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("label=")))
+        .map(|l| l.parse::<TextLabel>());
+    let label = match label {
+        Some(Ok(label)) => label,
+        Some(Err(e)) => {
+            super::discard_body(request.into_body()).await;
+            return Err(ApiError::bad_request(format!("label: {e}")));
+        }
+        None => {
+            super::discard_body(request.into_body()).await;
+            return Err(ApiError::bad_request("feedback needs ?label=spam or ?label=ham"));
+        }
+    };
+    let (name, parsed) = read_message(state, request).await?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (outcome, saved) = {
+        let mut filter = mail.filter.lock().unwrap_or_else(|p| p.into_inner());
+        let tokens = filter.tokens(&parsed.subject, &parsed.body_text);
+        let outcome = filter.feedback(&tokens, label, now);
+        let json = filter.to_json();
+        drop(filter);
+        let saved = match &mail.state_file {
+            Some(path) => {
+                save_atomically(path, &json).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "state_not_saved",
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                true
+            }
+            None => false,
+        };
+        (outcome, saved)
+    };
+    let logged = match &mail.feedback_dir {
+        Some(dir) => {
+            let record = log_reaction(mail, dir, &name, &parsed, label, now, outcome.before.score, outcome.after.score)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log_failed", e))?;
+            Some(record)
+        }
+        None => None,
+    };
+    let body = json!({
+        "message": name,
+        "label": label,
+        "reaction": Reaction::for_label(label),
+        "before": outcome.before,
+        "after": outcome.after,
+        "steps": outcome.steps,
+        "new_adaptive_tokens": outcome.new_adaptive_tokens,
+        "merged": outcome.merged,
+        "state_saved": saved,
+        "logged": logged.is_some(),
+        "images": logged.map(|r| r.images).unwrap_or_default(),
+    });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log_reaction(
+    mail: &MailState,
+    dir: &Path,
+    name: &str,
+    parsed: &ParsedEmail,
+    label: TextLabel,
+    now: u64,
+    before: f64,
+    after: f64,
+) -> Result<FeedbackRecord, String> {
+    use std::io::Write;
+    let mut images = Vec::new();
+    for image in &parsed.images {
+        let sha256 = sha256_hex(&image.bytes);
+        let extension = spamlens_core::detect_format(&image.bytes, &image.name)
+            .map(|f| f.to_string().to_ascii_lowercase())
+            .unwrap_or_else(|_| "bin".to_owned());
+        let file = format!("images/{sha256}.{extension}");
+        let path = dir.join(&file);
+        if !path.exists() {
+            save_atomically(&path, &image.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        images.push(FeedbackImage { sha256, name: image.name.clone(), file: Some(file) });
+    }
+    let record = FeedbackRecord {
+        time_unix: now,
+        message: name.to_owned(),
+        message_id: parsed.message_id.clone(),
+        label,
+        reaction: Reaction::for_label(label),
+        images,
+        text_score_before: before,
+        text_score_after: after,
+    };
+    let line = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+    let log = dir.join("reactions.jsonl");
+    let _guard = mail.log_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    writeln!(file, "{line}").map_err(|e| format!("{}: {e}", log.display()))?;
+    Ok(record)
+}
+
+fn save_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
