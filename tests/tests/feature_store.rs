@@ -129,3 +129,59 @@ fn identical_broken_files_are_each_listed_under_their_own_name() {
     }
     assert!(report.failures[1].error.contains("same bytes as spam/a.gif, which failed: spam/a.gif: corrupt"));
 }
+
+#[test]
+fn a_feedback_log_is_a_dataset_labelled_by_its_reactions() {
+    use spamlens_core::cla_ann::TextLabel;
+    use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("me.json.feedback");
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    let sample = fixtures::dataset_sample(3);
+    let mut images = Vec::new();
+    for path in &sample {
+        let bytes = std::fs::read(path).unwrap();
+        let sha256 = spamlens_core::scan::sha256_hex(&bytes);
+        let file = format!("images/{sha256}.img");
+        std::fs::write(root.join(&file), &bytes).unwrap();
+        images.push(FeedbackImage { sha256, name: path.display().to_string(), file: Some(file) });
+    }
+    // Two users mark the message with images 0 and 1 as spam; one says image 2's message is not spam.
+    let record = |label: TextLabel, images: Vec<FeedbackImage>| FeedbackRecord {
+        time_unix: 1,
+        message: "m.eml".into(),
+        message_id: None,
+        label,
+        reaction: Reaction::for_label(label),
+        images,
+        text_score_before: 0.2,
+        text_score_after: 0.8,
+    };
+    let log = [
+        record(TextLabel::Spam, images[..2].to_vec()),
+        record(TextLabel::Spam, images[..2].to_vec()),
+        record(TextLabel::Ham, vec![images[2].clone()]),
+    ]
+    .iter()
+    .map(|r| serde_json::to_string(r).unwrap())
+    .collect::<Vec<_>>()
+    .join("\n");
+    std::fs::write(root.join("reactions.jsonl"), log).unwrap();
+
+    let backbone = Backbone::load(&fixtures::reference_backbone(), None).unwrap();
+    let store_path = dir.path().join("feedback.parquet");
+    let report =
+        extract_to_store(&root, &store_path, &backbone, &ExtractOptions::default(), &NoExtractProgress).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let store = FeatureStore::read(&store_path).unwrap();
+    let mut labels: Vec<(String, String)> = store.rows.iter().map(|r| (r.sha256.clone(), r.label.clone())).collect();
+    labels.sort();
+    let mut expected = vec![
+        (images[0].sha256.clone(), "spam".to_owned()),
+        (images[1].sha256.clone(), "spam".to_owned()),
+        (images[2].sha256.clone(), "ham".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(labels, expected);
+    assert!(store.rows.iter().all(|r| r.features.len() == 2048));
+}

@@ -149,6 +149,10 @@ pub fn extract_to_store(
     let started = Instant::now();
     let dataset = dataset::scan(root)?;
     let mut report = ExtractReport { files: dataset.entries.len(), ..Default::default() };
+    // What the dataset itself left out (a feedback log's malformed lines, inconsistent reactions).
+    for problem in &dataset.problems {
+        report.failures.push(Failure { path: root.display().to_string(), sha256: None, error: problem.clone() });
+    }
 
     // Features known from the existing store, by content hash.
     let mut known: HashMap<String, ImageFeatures> = HashMap::new();
