@@ -1,6 +1,8 @@
 // The spamlens demo page: load the model with a progress bar, classify dropped or picked images in
 // the package's Web Worker, one card per image (thumbnail, label, probability bars, milliseconds,
-// or the error), and the verdict the images would give one email.
+// or the error), and the verdict the images would give one email. Dropped `.eml` files are scanned
+// whole (text filter + images, one verdict) with "mark as spam / not spam" buttons that teach the
+// text filter kept in this browser, showing the score before and after.
 //
 // Query parameters: ?model=URL (a combined model; default: model.json's), ?sha256=HEX, ?workers=N.
 import { createScanner, messageVerdict } from './pkg/src/index.js';
@@ -135,8 +137,81 @@ async function classify(entry) {
   updateMessageVerdict();
 }
 
+const isEmail = (file) => /\.eml$/i.test(file.name) || file.type === 'message/rfc822';
+
+function newEmailCard(file) {
+  const card = $('#email-template').content.cloneNode(true).querySelector('.email');
+  card.dataset.name = file.name;
+  card.querySelector('.subject').textContent = file.name;
+  $('#emails').append(card);
+  const entry = { file, card };
+  card.querySelector('.mark-spam').addEventListener('click', () => teach(entry, 'spam'));
+  card.querySelector('.mark-ham').addEventListener('click', () => teach(entry, 'ham'));
+  return entry;
+}
+
+function showScan(entry, scan) {
+  const { card } = entry;
+  card.dataset.state = 'done';
+  card.dataset.verdict = scan.verdict.label;
+  card.dataset.decidedBy = scan.verdict.decided_by;
+  card.dataset.textScore = String(scan.text?.score ?? '');
+  card.querySelector('.subject').textContent = scan.subject || entry.file.name;
+  card.querySelector('.verdict').textContent = `${scan.verdict.label} — ${scan.verdict.reason}`;
+  const text = scan.text;
+  card.querySelector('.text-score').textContent = text
+    ? `text score ${text.score.toFixed(3)} (threshold ${text.threshold.toFixed(3)}, ${text.matched} known tokens)`
+    : '';
+  card.querySelector('.email-images').replaceChildren(
+    ...scan.images.map((image) => {
+      const li = document.createElement('li');
+      const p = image.probabilities ? ` (spam ${(100 * (image.probabilities.spam ?? 0)).toFixed(1)}%)` : '';
+      li.textContent = `${image.name} [${image.source.kind}]: ${image.label ?? image.error ?? image.skipped}${p}`;
+      return li;
+    }),
+  );
+  card.querySelector('.remote').textContent = scan.remote_images.length
+    ? `${scan.remote_images.length} remote image(s) listed, not fetched`
+    : '';
+}
+
+async function scanEmailCard(entry) {
+  entry.card.dataset.state = 'running';
+  try {
+    showScan(entry, await scanner.scanEmail(entry.file, { name: entry.file.name }));
+  } catch (error) {
+    entry.card.dataset.state = 'error';
+    entry.card.querySelector('.verdict').textContent = 'error';
+    entry.card.querySelector('.error').textContent = error.message;
+  }
+}
+
+async function teach(entry, label) {
+  if (!scanner) return;
+  const learnt = entry.card.querySelector('.learnt');
+  try {
+    const { before, after } = await scanner.feedback(entry.file, label, { name: entry.file.name });
+    learnt.textContent = `learnt: text score ${before.score.toFixed(3)} → ${after.score.toFixed(3)}`;
+    entry.card.dataset.learnt = label;
+    // Every email on the page is scored again by the filter that just learnt.
+    for (const card of document.querySelectorAll('#emails .email')) {
+      if (card.entry) await scanEmailCard(card.entry);
+    }
+  } catch (error) {
+    learnt.textContent = error.message;
+  }
+}
+
 function addFiles(files) {
   for (const file of files) {
+    if (isEmail(file)) {
+      const entry = newEmailCard(file);
+      entry.card.entry = entry;
+      if (failed) entry.card.querySelector('.error').textContent = `the model did not load: ${failed.message}`;
+      else if (scanner) scanEmailCard(entry);
+      else waiting.push(entry);
+      continue;
+    }
     const entry = newCard(file);
     if (failed) showError(entry, `the model did not load: ${failed.message}`);
     else if (scanner) classify(entry);
@@ -167,6 +242,7 @@ function wireInput() {
   $('#clear').addEventListener('click', () => {
     for (const entry of cards.splice(0)) URL.revokeObjectURL(entry.card.objectUrl);
     $('#results').replaceChildren();
+    $('#emails').replaceChildren();
     updateMessageVerdict();
   });
 }
@@ -194,13 +270,16 @@ async function main() {
     showModelInfo(scanner.info);
     Object.assign(document.body.dataset, { modelSource: scanner.info.source, modelSha256: scanner.info.sha256, simd: scanner.info.simd });
     document.body.dataset.model = 'ready';
-    for (const entry of waiting.splice(0)) classify(entry);
+    for (const entry of waiting.splice(0)) (entry.card.classList.contains('email') ? scanEmailCard(entry) : classify(entry));
   } catch (error) {
     failed = error;
     $('#model').classList.add('failed');
     $('#load-status').textContent = `The model did not load: ${error.message}`;
     document.body.dataset.model = 'failed';
-    for (const entry of waiting.splice(0)) showError(entry, `the model did not load: ${error.message}`);
+    for (const entry of waiting.splice(0)) {
+      if (entry.card.classList.contains('email')) entry.card.querySelector('.error').textContent = error.message;
+      else showError(entry, `the model did not load: ${error.message}`);
+    }
   }
 }
 

@@ -29,6 +29,10 @@ pub fn load_text_filter(path: Option<&Path>) -> Result<ClaAnn> {
     }
 }
 
+/// Largest mbox file read (it is read whole, then split): past it the file is refused with a
+/// message, rather than exhausting memory.
+pub const MAX_MBOX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 /// One message to scan: its name and bytes (a file, or one message of an mbox).
 pub struct MessageInput {
     /// `path` or `path#N` for the N-th message of an mbox.
@@ -63,6 +67,12 @@ pub fn collect_messages(inputs: &[PathBuf], limits: &EmailLimits) -> Result<Vec<
             messages.push(Err(format!(
                 "{name}: {size} bytes, over the message-size limit of {} bytes",
                 limits.max_message_bytes
+            )));
+            continue;
+        }
+        if size > MAX_MBOX_BYTES {
+            messages.push(Err(format!(
+                "{name}: {size} bytes, over the mbox limit of {MAX_MBOX_BYTES} bytes; split it first"
             )));
             continue;
         }

@@ -6,6 +6,7 @@
 //! `chromium`, `npm ci --prefix tests/browser` (playwright-core), and the backbone from
 //! `spamlens-train backbone fetch`. Missing pieces fail with the command that provides them.
 
+use spamlens_integration_tests::Embed;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -98,11 +99,14 @@ fn start(mut command: Command, url_of: impl Fn(&str) -> Option<String>) -> (Serv
     (server, url)
 }
 
-fn run_page(url: &str, files: &[PathBuf], screenshot: Option<&Path>) -> Value {
+fn run_page(url: &str, files: &[PathBuf], screenshot: Option<&Path>, email: Option<&Path>) -> Value {
     let mut command = Command::new("node");
     command.arg(workspace().join("tests/browser/demo.mjs")).arg("--url").arg(url);
     if let Some(path) = screenshot {
         command.arg("--screenshot").arg(path);
+    }
+    if let Some(path) = email {
+        command.arg("--email").arg(path);
     }
     let out = command.args(files).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -137,12 +141,44 @@ fn js_package_api_under_node() {
     let expected = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-test-expected.jsonl");
     let lines: Vec<String> = native.iter().map(Value::to_string).collect();
     std::fs::write(&expected, lines.join("\n")).unwrap();
+
+    // Whole emails: two SpamAssassin messages with images and two built from the shared images
+    // (inline cid, data URI); native `spamlens scan --json` is the reference for scanEmail.
+    let emails = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-test-emails");
+    std::fs::create_dir_all(&emails).unwrap();
+    let mut email_files: Vec<PathBuf> =
+        ["spam-1/00256.edd9bfb44729edf3c4f177814fd8c9e1.txt", "hard-ham-1/00039.b2b936a8501444b213f61f9ff193b480.txt"]
+            .iter()
+            .map(|id| spamlens_integration_tests::spamassassin_corpus().join("data").join(id))
+            .collect();
+    let sample = spamlens_integration_tests::dataset_sample(4);
+    let (a, b) = (std::fs::read(&sample[0]).unwrap(), std::fs::read(&sample[1]).unwrap());
+    for (name, bytes) in [
+        (
+            "inline.eml",
+            spamlens_integration_tests::build_email("Offer", "Buy now, click here", &[("a.jpg", &a, Embed::Inline)]),
+        ),
+        (
+            "data-uri.eml",
+            spamlens_integration_tests::build_email("Minutes", "See you on Monday", &[("b.jpg", &b, Embed::DataUri)]),
+        ),
+    ] {
+        let path = emails.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        email_files.push(path);
+    }
+    let out = spamlens().arg("scan").arg("--json").args(&email_files).output().unwrap();
+    assert!(out.status.success(), "native scan failed: {}", String::from_utf8_lossy(&out.stderr));
+    let scan_expected = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-test-scan-expected.jsonl");
+    std::fs::write(&scan_expected, &out.stdout).unwrap();
+
     let out = Command::new("node")
         .arg("--test")
         .arg("--test-reporter=spec")
         .arg(workspace().join("runtime-wasm/js/test/package.test.mjs"))
         .env("SPAMLENS_TEST_MODEL", &model)
         .env("SPAMLENS_TEST_EXPECTED", &expected)
+        .env("SPAMLENS_TEST_SCAN_EXPECTED", &scan_expected)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -172,7 +208,20 @@ fn demo_page_classifies_like_native_in_headless_chromium() {
     let artefacts = workspace().join("target/browser-artifacts");
     std::fs::create_dir_all(&artefacts).unwrap();
     let screenshot = artefacts.join("demo.png");
-    let page = run_page(&url, &files, Some(&screenshot));
+    // A whole email the built-in text filter lets through, with an image: the page scans it and
+    // "Mark as spam" teaches the filter in the browser.
+    let email = dir.path().join("parcel.eml");
+    let photo = std::fs::read(&shared[0]).unwrap();
+    std::fs::write(
+        &email,
+        spamlens_integration_tests::build_email(
+            "Re: update 1",
+            "Hello, your parcel 7001 could not be delivered. Please confirm the address so the driver can try again tomorrow.",
+            &[("photo.jpg", &photo, Embed::Inline)],
+        ),
+    )
+    .unwrap();
+    let page = run_page(&url, &files, Some(&screenshot), Some(&email));
 
     assert_eq!(page["problems"], serde_json::json!([]), "console errors or failed requests: {page}");
     assert_eq!(page["first"]["source"], "network", "{page}");
@@ -187,6 +236,13 @@ fn demo_page_classifies_like_native_in_headless_chromium() {
     assert_eq!(page["dropped"]["state"], "done", "{page}");
     assert!(page["verdict"].as_str().unwrap().starts_with("As one email: "), "{page}");
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "the screenshot is written");
+    let (before, after) = (&page["email"]["before"], &page["email"]["after"]);
+    assert_eq!(before["state"], "done", "{page}");
+    assert_eq!(before["verdict"], "ham", "{page}");
+    assert_eq!(after["verdict"], "spam", "{page}");
+    assert_eq!(after["decidedBy"], "text", "{page}");
+    assert!(after["textScore"].as_f64() > before["textScore"].as_f64(), "{page}");
+    assert!(after["learnt"].as_str().unwrap().starts_with("learnt: text score "), "{page}");
     let millis: Vec<f64> = cards.iter().filter_map(|c| c["millis"].as_f64()).collect();
     println!(
         "browser: {} images, max |Δp| vs native {worst:.2e}, model load {} ms, median {:.0} ms/image ({}), screenshot {}",
@@ -220,7 +276,7 @@ fn exported_demo_works_on_a_plain_static_server() {
     let files: Vec<PathBuf> = spamlens_integration_tests::test_images().into_iter().map(|(p, _)| p).collect();
     let (native, _) = native_reference(&files);
     // Two workers: the first downloads and caches the model, the second loads it from the cache.
-    let page = run_page(&format!("{url}?workers=2"), &files, None);
+    let page = run_page(&format!("{url}?workers=2"), &files, None, None);
     assert_eq!(page["problems"], serde_json::json!([]), "{page}");
     assert_eq!(page["reload"]["source"], "cache", "{page}");
     let worst = compare(page["cards"].as_array().unwrap(), &native);

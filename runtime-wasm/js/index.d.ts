@@ -94,6 +94,102 @@ export interface ScannerOptions {
   fetchImpl?: typeof fetch;
   /** The model's name in errors (default: its URL). */
   modelName?: string;
+  /** Whose text filter to load and teach (default 'default'). */
+  user?: string;
+  /** Where text filters and reactions are kept (default: IndexedDB, else memory). */
+  store?: FilterStore;
+  /** A text filter state (JSON) to start from instead of the stored one. */
+  textFilter?: string;
+}
+
+/** Keeps users' text filters and reactions; `MemoryStore` and `IndexedDbStore` are provided. */
+export interface FilterStore {
+  loadFilter(user: string): Promise<string | null>;
+  saveFilter(user: string, state: string): Promise<void>;
+  clearFilter(user: string): Promise<void>;
+  addReaction(user: string, record: ReactionRecord): Promise<void>;
+  reactions(user: string): Promise<ReactionRecord[]>;
+}
+export declare class MemoryStore implements FilterStore {
+  loadFilter(user: string): Promise<string | null>;
+  saveFilter(user: string, state: string): Promise<void>;
+  clearFilter(user: string): Promise<void>;
+  addReaction(user: string, record: ReactionRecord): Promise<void>;
+  reactions(user: string): Promise<ReactionRecord[]>;
+}
+export declare class IndexedDbStore extends MemoryStore {
+  constructor(databaseName?: string);
+}
+
+/** The CLA_ANN text filter's judgement of a message. */
+export interface TextScore {
+  /** Mean weight of the matched input layers (0 when none matched). */
+  score: number;
+  is_spam: boolean;
+  threshold: number;
+  matched: number;
+  /** [token, weight] of the matched layers with the highest weights. */
+  strongest: [string, number][];
+}
+
+/** One image of a scanned email. */
+export interface EmailImage {
+  name: string;
+  source: { kind: 'attachment' } | { kind: 'inline'; content_id: string } | { kind: 'data_uri' };
+  content_type: string | null;
+  bytes: number;
+  sha256: string;
+  label?: Label;
+  probabilities?: Record<Label, number>;
+  width?: number;
+  height?: number;
+  format?: string;
+  /** Why it was not classified. */
+  error?: string;
+}
+
+/** What `scanEmail` returns: the same JSON as `spamlens scan --json`. */
+export interface EmailScan {
+  message: string;
+  subject: string;
+  from: string | null;
+  message_id: string | null;
+  date: string | null;
+  verdict: { label: 'spam' | 'ham' | 'ad'; decided_by: 'image' | 'text' | 'image+text' | 'none'; reason: string };
+  text: TextScore | null;
+  images: EmailImage[];
+  /** Remote image URLs: listed, never fetched. */
+  remote_images: string[];
+  problems: string[];
+}
+
+/** How the parts become the message's verdict. */
+export interface VerdictRule {
+  image_spam_threshold?: number;
+  image_ad_threshold?: number;
+  use_text?: boolean;
+  use_images?: boolean;
+}
+
+/** A "mark as spam / not spam" reaction, in the Email.cz vocabulary. */
+export interface ReactionRecord {
+  time_unix: number;
+  message: string;
+  message_id: string | null;
+  label: 'spam' | 'ham';
+  reaction: 'USER_MESSAGE_MARK_SPAM' | 'USER_MESSAGE_UNMARK_SPAM' | 'USER_MESSAGE_MARK_AD' | 'USER_MESSAGE_MARK_NONAD';
+  images: { sha256: string; name: string }[];
+  text_score_before: number;
+  text_score_after: number;
+}
+
+/** What `feedback` returns. */
+export interface FeedbackResult {
+  before: TextScore;
+  after: TextScore;
+  steps: number;
+  merged: boolean;
+  record: ReactionRecord;
 }
 
 /** A part of an email, as webmail has it. */
@@ -119,6 +215,16 @@ export declare class Scanner {
   classify(image: ImageInput, options?: { name?: string }): Promise<ImageResult>;
   classifyBatch(images: ImageInput[], options?: { names?: string[] }): Promise<Array<ImageResult | ImageFailure>>;
   classifyMessage(parts: MessagePart[], options?: { thresholds?: Thresholds }): Promise<MessageVerdict>;
+  /** One verdict for a whole email (.eml bytes): text filter + every image, as `spamlens scan --json`. */
+  scanEmail(message: ImageInput, options?: { name?: string; rule?: VerdictRule }): Promise<EmailScan>;
+  /** "Mark as spam / not spam": the user's text filter learns at once; saved to the store. */
+  feedback(message: ImageInput, label: 'spam' | 'ham', options?: { name?: string }): Promise<FeedbackResult>;
+  /** The user's text filter state (JSON). */
+  textFilterState(): Promise<string | null>;
+  /** Back to the built-in text filter. */
+  resetTextFilter(): Promise<void>;
+  /** The user's logged reactions. */
+  reactions(): Promise<ReactionRecord[]>;
   preprocess(image: ImageInput, options?: { name?: string }): Promise<Float32Array>;
   classifyTensor(tensor: Float32Array): Promise<{ label: Label; probabilities: Record<Label, number>; millis: number }>;
   close(): void;

@@ -1,4 +1,5 @@
-//! `spamlens-wasm`: spamlens-core's classifier for the browser, through wasm-bindgen.
+//! `spamlens-wasm`: spamlens-core's classifier, email parsing and CLA_ANN text filter for the
+//! browser, through wasm-bindgen.
 //!
 //! A page (or, better, a Web Worker: see the JS package in `runtime-wasm/js/`) loads a combined
 //! spamlens model from its bytes once (`new Classifier(bytes)`) and classifies image bytes with it;
@@ -11,10 +12,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use spamlens_core::cla_ann::{ClaAnn, FeedbackOutcome, TextLabel};
 use spamlens_core::classifier::{
     META_BACKBONE_SHA256, META_CREATED, META_FEATURE_SOURCE, META_HEAD, META_KIND, META_METRICS, META_PRECISION,
     META_PREPROCESSING, META_TRAINING, META_VERSION,
 };
+use spamlens_core::email::{self, EmailLimits};
+use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
+use spamlens_core::scan::{self, VerdictRule, check_rule, sha256_hex};
 use spamlens_core::{Classifier as CoreClassifier, ModelOptions, Verdict};
 use wasm_bindgen::prelude::*;
 
@@ -218,6 +223,21 @@ impl Classifier {
         Ok(results)
     }
 
+    /// One verdict for a whole email (`.eml` bytes): its text scored by `filter`, every image
+    /// (attachments, `cid:` inline parts, `data:` URIs) classified by this model, combined by `rule`
+    /// (`{ image_spam_threshold, image_ad_threshold, use_text, use_images }`, defaults when absent).
+    /// The same JSON as `spamlens scan --json`. Throws when the bytes are not a message.
+    #[wasm_bindgen(js_name = scanEmail)]
+    pub fn scan_email(
+        &self,
+        message: &[u8],
+        name: Option<String>,
+        filter: &TextFilter,
+        rule: JsValue,
+    ) -> Result<JsValue, JsError> {
+        scan_with(message, name, Some(&self.inner), Some(&filter.inner), rule)
+    }
+
     /// Decodes and preprocesses one image into the model's input tensor (`3 × 224 × 224` floats),
     /// the first half of `classify`: for timing inference alone or feeding another runtime.
     pub fn preprocess(&self, image: &[u8], name: Option<String>) -> Result<Vec<f32>, JsError> {
@@ -237,6 +257,166 @@ impl Classifier {
             millis: performance_now() - started,
         })
     }
+}
+
+/// The built-in text filter (CLA_ANN trained on SpamAssassin, `models/default/TEXT_FILTER.md`).
+const BUILTIN_TEXT_FILTER: &[u8] = include_bytes!("../../models/default/text-filter.json");
+
+/// A user's CLA_ANN text filter: scores a message's text and learns from "mark as spam / not
+/// spam". Its state is JSON (`toJson` / `fromJson`) so the page can keep it per user (IndexedDB).
+#[wasm_bindgen]
+pub struct TextFilter {
+    inner: ClaAnn,
+}
+
+#[wasm_bindgen]
+impl TextFilter {
+    /// The built-in filter.
+    pub fn builtin() -> Result<TextFilter, JsError> {
+        Ok(TextFilter { inner: ClaAnn::from_json(BUILTIN_TEXT_FILTER, "built-in text filter")? })
+    }
+
+    /// A filter from a state saved by `toJson` (or `spamlens feedback`); `name` names it in errors.
+    #[wasm_bindgen(js_name = fromJson)]
+    pub fn from_json(state: &str, name: Option<String>) -> Result<TextFilter, JsError> {
+        let name = name.unwrap_or_else(|| "text filter state".to_owned());
+        Ok(TextFilter { inner: ClaAnn::from_json(state.as_bytes(), &name)? })
+    }
+
+    /// The whole state as JSON.
+    #[wasm_bindgen(js_name = toJson)]
+    pub fn to_json(&self) -> String {
+        String::from_utf8_lossy(&self.inner.to_json()).into_owned()
+    }
+
+    /// Scores a subject and body: `{ score, is_spam, threshold, matched, strongest }`.
+    pub fn score(&self, subject: &str, body: &str) -> Result<JsValue, JsError> {
+        to_js(&self.inner.score(&self.inner.tokens(subject, body)))
+    }
+
+    /// One verdict for a whole email from its text alone (images listed, not classified); the same
+    /// JSON as `Classifier.scanEmail`.
+    #[wasm_bindgen(js_name = scanEmail)]
+    pub fn scan_email(&self, message: &[u8], name: Option<String>, rule: JsValue) -> Result<JsValue, JsError> {
+        scan_with(message, name, None, Some(&self.inner), rule)
+    }
+
+    /// Summary: `{ inputLayers, threshold, adaptiveTokens, merges }`.
+    pub fn summary(&self) -> Result<JsValue, JsError> {
+        to_js(&serde_json::json!({
+            "inputLayers": self.inner.innate_layers().len(),
+            "threshold": self.inner.config().threshold,
+            "adaptiveTokens": self.inner.adaptive_len(),
+            "merges": self.inner.merges(),
+        }))
+    }
+}
+
+/// What `feedback` returns to JS.
+#[derive(Serialize)]
+struct FeedbackResult {
+    outcome: FeedbackOutcome,
+    record: FeedbackRecord,
+}
+
+/// Parses a whole email (`.eml` bytes) and returns `{ subject, from, messageId, date, bodyText,
+/// images: [{ name, source, contentType, bytes: Uint8Array, sha256 }], remoteImages, problems }`.
+/// Throws an Error naming the message when the bytes are not a message.
+#[wasm_bindgen(js_name = parseEmail)]
+pub fn parse_email(message: &[u8], name: Option<String>) -> Result<JsValue, JsError> {
+    let name = name.unwrap_or_else(|| "message".to_owned());
+    let parsed = email::parse_email(message, &name, &EmailLimits::DEFAULT)?;
+    let images: Vec<serde_json::Value> = parsed
+        .images
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "name": i.name,
+                "source": i.source,
+                "contentType": i.content_type,
+                "sha256": sha256_hex(&i.bytes),
+                "size": i.bytes.len(),
+            })
+        })
+        .collect();
+    let value = to_js(&serde_json::json!({
+        "name": name,
+        "subject": parsed.subject,
+        "from": parsed.from,
+        "messageId": parsed.message_id,
+        "date": parsed.date,
+        "bodyText": parsed.body_text,
+        "images": images,
+        "remoteImages": parsed.remote_images,
+        "problems": parsed.problems,
+    }))?;
+    // The bytes go in as Uint8Arrays (serde would make arrays of numbers).
+    let array = js_sys::Reflect::get(&value, &JsValue::from_str("images")).map_err(js_error)?;
+    for (index, image) in parsed.images.iter().enumerate() {
+        let entry = js_sys::Reflect::get_u32(&array, index as u32).map_err(js_error)?;
+        js_sys::Reflect::set(&entry, &JsValue::from_str("bytes"), &js_sys::Uint8Array::from(image.bytes.as_slice()))
+            .map_err(js_error)?;
+    }
+    Ok(value)
+}
+
+fn js_error(value: JsValue) -> JsError {
+    JsError::new(&format!("{value:?}"))
+}
+
+/// One verdict for a whole email, as `spamlens scan --json` gives it: parse, text score (when a
+/// filter is given), every image classified (when a classifier is given), combined by the rule
+/// (`{ image_spam_threshold, image_ad_threshold, use_text, use_images }`, defaults when absent).
+fn scan_with(
+    message: &[u8],
+    name: Option<String>,
+    classifier: Option<&CoreClassifier>,
+    filter: Option<&ClaAnn>,
+    rule: JsValue,
+) -> Result<JsValue, JsError> {
+    let name = name.unwrap_or_else(|| "message".to_owned());
+    let rule: VerdictRule = if rule.is_undefined() || rule.is_null() {
+        VerdictRule::default()
+    } else {
+        serde_wasm_bindgen::from_value(rule).map_err(|e| JsError::new(&format!("rule: {e}")))?
+    };
+    check_rule(&rule)?;
+    let scan = scan::scan_email(message, &name, &EmailLimits::DEFAULT, classifier, filter, &rule)?;
+    to_js(&scan)
+}
+
+/// "Mark as spam / not spam" on a whole email: `filter` learns at once; returns `{ outcome: {
+/// before, after, steps, new_adaptive_tokens, merged }, record }` where `record` is the reaction in
+/// the Email.cz vocabulary with the images' sha256 (the page stores it for retraining).
+#[wasm_bindgen]
+pub fn feedback(
+    filter: &mut TextFilter,
+    message: &[u8],
+    label: &str,
+    name: Option<String>,
+    now_unix: f64,
+) -> Result<JsValue, JsError> {
+    let name = name.unwrap_or_else(|| "message".to_owned());
+    let label: TextLabel = label.parse().map_err(|e: String| JsError::new(&e))?;
+    let parsed = email::parse_email(message, &name, &EmailLimits::DEFAULT)?;
+    let tokens = filter.inner.tokens(&parsed.subject, &parsed.body_text);
+    let now = if now_unix.is_finite() && now_unix > 0.0 { now_unix as u64 } else { 0 };
+    let outcome = filter.inner.feedback(&tokens, label, now);
+    let record = FeedbackRecord {
+        time_unix: now,
+        message: name,
+        message_id: parsed.message_id,
+        label,
+        reaction: Reaction::for_label(label),
+        images: parsed
+            .images
+            .iter()
+            .map(|i| FeedbackImage { sha256: sha256_hex(&i.bytes), name: i.name.clone(), file: None })
+            .collect(),
+        text_score_before: outcome.before.score,
+        text_score_after: outcome.after.score,
+    };
+    to_js(&FeedbackResult { outcome, record })
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 // screenshot, then reloads the page (the model must now come from the Cache API) and drops one
 // image on the drop zone. Prints one JSON object on stdout for runtime-native/tests/web.rs.
 //
-//   node tests/browser/demo.mjs --url http://127.0.0.1:PORT/ --screenshot out.png FILE...
+// With --email FILE.eml it then scans that email whole, clicks "Mark as spam" and reports the
+// verdict and text score before and after.
+//
+//   node tests/browser/demo.mjs --url http://127.0.0.1:PORT/ --screenshot out.png [--email M.eml] FILE...
 import { chromium } from 'playwright-core';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -18,6 +21,7 @@ const option = (name) => {
 const url = option('--url');
 const screenshot = option('--screenshot');
 const timeout = Number(option('--timeout-ms') ?? 300_000);
+const email = option('--email');
 const files = args;
 if (!url || files.length === 0) {
   console.error('usage: demo.mjs --url URL [--screenshot PNG] [--timeout-ms N] FILE...');
@@ -103,6 +107,28 @@ try {
   await settled(1);
   const dropped = (await cards())[0];
 
+  let emailResult = null;
+  if (email) {
+    const state = () =>
+      page.$eval('.email', (card) => ({
+        state: card.dataset.state,
+        verdict: card.dataset.verdict ?? null,
+        decidedBy: card.dataset.decidedBy ?? null,
+        textScore: card.dataset.textScore ? Number(card.dataset.textScore) : null,
+        shown: card.querySelector('.verdict').textContent,
+        learnt: card.querySelector('.learnt').textContent,
+        error: card.querySelector('.error').textContent || null,
+      }));
+    await page.setInputFiles('#files', [email]);
+    await page.waitForSelector('.email[data-state="done"], .email[data-state="error"]', { timeout });
+    const before = await state();
+    await page.click('.email .mark-spam');
+    await page.waitForSelector('.email[data-learnt="spam"][data-state="done"]', { timeout });
+    const after = await state();
+    emailResult = { before, after };
+    if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-email.png'), fullPage: true });
+  }
+
   console.log(
     JSON.stringify({
       first: { source: first.modelSource, simd: first.simd, sha256: first.modelSha256, loadMillis },
@@ -111,6 +137,7 @@ try {
       verdict,
       reload: { source: second.modelSource, simd: second.simd },
       dropped,
+      email: emailResult,
       problems,
     }),
   );

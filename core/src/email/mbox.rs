@@ -79,11 +79,13 @@ pub fn starts_with_header(bytes: &[u8]) -> bool {
     next_line_is_header(&bytes[start..])
 }
 
-/// `Name: value` with an RFC 5322 field name (printable ASCII without spaces or colons).
+/// `Name: value` with a field name of letters, digits, `-` and `_`. RFC 5322 allows any printable
+/// ASCII, but real headers use these, and the stricter rule keeps JSON (`{"id": …`) and other
+/// text from passing for a message.
 fn next_line_is_header(rest: &[u8]) -> bool {
     let line = &rest[..memchr(b'\n', rest).unwrap_or(rest.len())];
     match memchr(b':', line) {
-        Some(colon) if colon > 0 => line[..colon].iter().all(|&b| (33..=126).contains(&b) && b != b':'),
+        Some(colon) if colon > 0 => line[..colon].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
         _ => false,
     }
 }
@@ -130,6 +132,8 @@ From b@example.com Thu Aug 22 12:40:00 2002\nSubject: two\n\nFrom the body, not 
         assert_eq!(strip_envelope_line(single), &single[44..]);
         assert!(starts_with_header(strip_envelope_line(single)));
         assert!(!starts_with_header(b"\x89PNG\r\n"));
+        assert!(!starts_with_header(b"{\"id\":\"00001\",\"group\":\"spam-1\"}"));
+        assert!(starts_with_header(b"\r\nX-Spam_Flag: YES\r\n"));
         assert!(!is_mbox(b"Subject: plain\n\nbody\n"));
         assert_eq!(split_mbox(b"Subject: x\n\n").len(), 1);
     }

@@ -32,13 +32,51 @@ export class Engine {
     }
     info.source = source.source;
     info.cached = source.cached;
+    const engine = new Engine(wasm, classifier, info);
+    engine.setTextFilter(options.textFilter ?? null);
     onProgress({ phase: 'ready', loaded: source.bytes.length, total: source.bytes.length });
-    return new Engine(classifier, info);
+    return engine;
   }
 
-  constructor(classifier, info) {
+  constructor(wasm, classifier, info) {
+    this.wasm = wasm;
     this.classifier = classifier;
     this.info = info;
+    this.filter = null;
+  }
+
+  /**
+   * Replaces the CLA_ANN text filter: a state saved by `textFilterState()` (JSON), or null for the
+   * built-in filter. Throws an Error naming the problem when the state is not a filter.
+   */
+  setTextFilter(state) {
+    const next = state ? this.wasm.TextFilter.fromJson(state, 'saved text filter') : this.wasm.TextFilter.builtin();
+    this.filter?.free();
+    this.filter = next;
+    return this.filter.summary();
+  }
+
+  /** The text filter's state as JSON (what a page keeps per user). */
+  textFilterState() {
+    return this.filter.toJson();
+  }
+
+  /**
+   * One verdict for a whole email (`.eml` bytes, Blob or buffer): `{ verdict: { label, decided_by,
+   * reason }, text, images, remote_images, problems, subject, ... }` as `spamlens scan --json`.
+   */
+  async scanEmail(message, name = 'message', rule = undefined) {
+    return this.classifier.scanEmail(await imageBytes(message), name, this.filter, rule);
+  }
+
+  /**
+   * "Mark as spam / not spam": the text filter learns from the message at once. Returns `{ outcome:
+   * { before, after, steps, new_adaptive_tokens, merged }, record, state }`; `state` is the new
+   * filter state to persist, `record` the reaction (Email.cz vocabulary) with the images' sha256.
+   */
+  async feedback(message, label, name = 'message', nowSeconds = Date.now() / 1000) {
+    const result = this.wasm.feedback(this.filter, await imageBytes(message), label, name, nowSeconds);
+    return { ...result, state: this.filter.toJson() };
   }
 
   /** `{ name, label, probabilities, millis, width, height, format }`; throws an Error naming the image. */
@@ -60,5 +98,7 @@ export class Engine {
   dispose() {
     this.classifier?.free();
     this.classifier = null;
+    this.filter?.free();
+    this.filter = null;
   }
 }

@@ -3,8 +3,13 @@
 //   const scanner = await createScanner({ modelUrl: '/models/spamlens.onnx', onProgress });
 //   const { label, probabilities, millis } = await scanner.classify(blob);
 //   const { verdict, reason, images } = await scanner.classifyMessage(parts);
+//   const scan = await scanner.scanEmail(emlBytes);          // text (CLA_ANN) + images, one verdict
+//   const { before, after } = await scanner.feedback(emlBytes, 'spam');  // the user's filter learns
 import { Engine } from './engine.js';
+import { defaultStore } from './storage.js';
 import { isImagePart, messageVerdict } from './verdict.js';
+
+export { MemoryStore, IndexedDbStore } from './storage.js';
 
 export { messageVerdict, isImagePart, SEVERITY, DEFAULT_THRESHOLDS } from './verdict.js';
 export { clearModelCache, MODEL_CACHE } from './model-source.js';
@@ -95,14 +100,24 @@ function transferable(image) {
  * - `cache` (default true), `keepOtherModels` (default false): the Cache API model store.
  * - `thresholds` ({ spam, ad }, default 0.5 each): for `classifyMessage`.
  * - `wasmVariant` ('relaxed' | 'simd'), `wasmUrl`, `workerUrl`: overrides for benchmarks and CDNs.
+ * - `user` (default 'default'): whose text filter to load and teach; `store`: where filters and
+ *   reactions are kept (default IndexedDB, else memory; see storage.js); `textFilter`: a filter state
+ *   (JSON) to start from instead of the stored one (else the built-in filter).
  */
 export async function createScanner(options = {}) {
   const useWorker = options.worker ?? typeof Worker === 'function';
   const count = Math.max(1, Math.floor(options.workers ?? 1));
-  const { onProgress, workerUrl, modelBytes, fetchImpl, worker, workers, thresholds, ...loadOptions } = options;
+  const store = options.store ?? defaultStore();
+  const user = options.user ?? 'default';
+  const textFilter = options.textFilter ?? (await store.loadFilter(user));
+  const { onProgress, workerUrl, modelBytes, fetchImpl, worker, workers, thresholds, ...rest } = options;
+  delete rest.store;
+  delete rest.user;
+  const loadOptions = { ...rest, textFilter };
+  options = { ...options, store, user };
   if (!useWorker) {
     const engine = await Engine.load({ ...loadOptions, modelBytes, fetchImpl, onProgress });
-    return new Scanner([engine], engine.info, options, false);
+    return new Scanner([engine], engine.info, { ...options, loadOptions }, false);
   }
   const engines = [];
   try {
@@ -146,6 +161,10 @@ export class Scanner {
     this.usesWorkers = workers;
     this.thresholds = options.thresholds ?? {};
     this.closed = false;
+    this.store = options.store;
+    this.user = options.user;
+    // Feedback is applied one message at a time, so every worker ends with the same filter.
+    this.learning = Promise.resolve();
   }
 
   /** Class names in the model's output order. */
@@ -215,6 +234,74 @@ export class Scanner {
     );
     const withTypes = results.map((result, index) => ({ ...result, contentType: images[index].contentType ?? null }));
     return { ...messageVerdict(withTypes, { ...this.thresholds, ...thresholds }), images: withTypes, skipped };
+  }
+
+  /**
+   * One verdict for a whole email (`.eml` bytes as a Blob, File, ArrayBuffer or typed array): the
+   * user's text filter scores the subject and body, every image (attachments, `cid:` inline parts,
+   * `data:` URIs) is classified, and `verdict: { label: 'spam' | 'ham' | 'ad', decided_by, reason }`
+   * combines them, exactly as `spamlens scan --json`. `rule` overrides `{ image_spam_threshold,
+   * image_ad_threshold, use_text, use_images }`. Rejects with an Error naming the message when the
+   * bytes are not an email.
+   */
+  async scanEmail(message, { name = message?.name ?? 'message', rule } = {}) {
+    await this.learning;
+    const engine = await this.pick();
+    if (!this.usesWorkers) return engine.scanEmail(message, name, rule);
+    const { image, transfer } = transferable(message);
+    return engine.request({ op: 'scanEmail', image, name, rule }, transfer);
+  }
+
+  /**
+   * The user's "mark as spam" (`label` 'spam') or "not spam" ('ham') on a whole email: the text
+   * filter learns at once and is saved to the store; the reaction (Email.cz vocabulary, with the
+   * images' sha256) is added to the store's reaction log. Resolves to `{ before, after, steps,
+   * merged, record }` (`before` / `after`: the text score).
+   */
+  feedback(message, label, { name = message?.name ?? 'message' } = {}) {
+    if (label !== 'spam' && label !== 'ham') {
+      return Promise.reject(new TypeError(`spamlens: feedback label must be 'spam' or 'ham', got ${label}`));
+    }
+    const run = this.learning.then(async () => {
+      const engine = await this.pick();
+      let result;
+      if (this.usesWorkers) {
+        const { image, transfer } = transferable(message);
+        result = await engine.request({ op: 'feedback', image, label, name, now: Date.now() / 1000 }, transfer);
+        await Promise.all(
+          this.engines.filter((e) => e !== engine).map((e) => e.request({ op: 'setTextFilter', state: result.state })),
+        );
+      } else {
+        result = await engine.feedback(message, label, name);
+      }
+      this.options.loadOptions = { ...this.options.loadOptions, textFilter: result.state };
+      await this.store.saveFilter(this.user, result.state);
+      await this.store.addReaction(this.user, result.record);
+      const { before, after, steps, merged } = result.outcome;
+      return { before, after, steps, merged, record: result.record };
+    });
+    this.learning = run.catch(() => {});
+    return run;
+  }
+
+  /** The user's text filter state (JSON), as stored. */
+  async textFilterState() {
+    await this.learning;
+    return (await this.store.loadFilter(this.user)) ?? this.options.loadOptions?.textFilter ?? null;
+  }
+
+  /** Forgets what the user taught: back to the built-in text filter (reactions are kept). */
+  async resetTextFilter() {
+    await this.learning;
+    await this.store.clearFilter(this.user);
+    this.options.loadOptions = { ...this.options.loadOptions, textFilter: null };
+    if (!this.usesWorkers) return this.engines[0].setTextFilter(null);
+    await Promise.all(this.engines.map((e) => e.request({ op: 'setTextFilter', state: null })));
+  }
+
+  /** The user's logged reactions, oldest first. */
+  reactions() {
+    return this.store.reactions(this.user);
   }
 
   /** The model's input tensor for an image (benchmarks, other runtimes). */

@@ -1,7 +1,7 @@
 // Loads the spamlens WebAssembly module once per JS realm (page, worker or Node process), picking
 // the fastest variant this engine validates: relaxed SIMD (fused multiply-add in tract's matmul
 // kernels), else plain SIMD128. Both variants share one wasm-bindgen glue file.
-import init, { Classifier, version, simdLevel } from '../dist/spamlens_wasm.js';
+import init, { Classifier, TextFilter, parseEmail, feedback, version, simdLevel } from '../dist/spamlens_wasm.js';
 
 // (func (result v128) v128.const 0 v128.const 0 v128.const 0 f32x4.relaxed_madd)
 const RELAXED_SIMD_PROBE = new Uint8Array([
@@ -38,7 +38,7 @@ let loading = null;
 /**
  * Initialises the module once; later calls share the first. `variant` ('relaxed' | 'simd') forces
  * one (benchmarks); `wasmUrl` overrides where the module is fetched from (a CDN, say).
- * Resolves to `{ Classifier, version, simd }`.
+ * Resolves to `{ Classifier, TextFilter, parseEmail, feedback, version, simd }`.
  */
 export function loadWasm({ variant, wasmUrl } = {}) {
   if (!loading) {
@@ -53,7 +53,7 @@ export function loadWasm({ variant, wasmUrl } = {}) {
         source = await fs.readFile(url);
       }
       await init({ module_or_path: source });
-      return { Classifier, version: version(), simd: simdLevel() };
+      return { Classifier, TextFilter, parseEmail, feedback, version: version(), simd: simdLevel() };
     })();
     loading.catch(() => {
       loading = null;

@@ -1,5 +1,6 @@
 // The Web Worker: one Engine, requests answered in arrival order, progress posted while loading.
-// Messages in: { id, op: 'load' | 'classify' | 'preprocess' | 'classifyTensor', ... }.
+// Messages in: { id, op: 'load' | 'classify' | 'preprocess' | 'classifyTensor' | 'scanEmail' |
+// 'feedback' | 'setTextFilter', ... }.
 // Messages out: { id, progress } while loading, then { id, result } or { id, error, fatal }.
 import { Engine } from './engine.js';
 
@@ -21,6 +22,15 @@ const handlers = {
   },
   async classifyTensor(message) {
     return ready().classifyTensor(message.tensor);
+  },
+  async scanEmail(message) {
+    return ready().scanEmail(message.image, message.name, message.rule);
+  },
+  async feedback(message) {
+    return ready().feedback(message.image, message.label, message.name, message.now);
+  },
+  async setTextFilter(message) {
+    return ready().setTextFilter(message.state);
   },
 };
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { createScanner, messageVerdict, isImagePart, bestVariant, SEVERITY } from '../src/index.js';
+import { createScanner, messageVerdict, isImagePart, bestVariant, SEVERITY, MemoryStore } from '../src/index.js';
 import { loadModelBytes, download } from '../src/model-source.js';
 import { loadWasm } from '../src/wasm.js';
 
@@ -213,4 +213,73 @@ test('npm pack ships a self-contained package', async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+// Whole emails: scanEmail against native `spamlens scan --json` (SPAMLENS_TEST_SCAN_EXPECTED), and
+// feedback teaching the user's stored filter.
+const scanExpected = (await readFile(required('SPAMLENS_TEST_SCAN_EXPECTED'), 'utf8'))
+  .split('\n')
+  .filter((line) => line.trim())
+  .map((line) => JSON.parse(line));
+
+test('scanEmail gives the verdict native spamlens scan gives', async () => {
+  assert.ok(scanExpected.length >= 4);
+  for (const reference of scanExpected) {
+    const bytes = await readFile(reference.message);
+    const scan = await scanner.scanEmail(bytes, { name: reference.message });
+    assert.equal(scan.message, reference.message);
+    assert.deepEqual(scan.verdict, reference.verdict, reference.message);
+    assert.equal(scan.subject, reference.subject);
+    assert.ok(Math.abs(scan.text.score - reference.text.score) < 1e-12, `${reference.message}: text score`);
+    assert.equal(scan.images.length, reference.images.length);
+    scan.images.forEach((image, index) => {
+      const expectedImage = reference.images[index];
+      assert.equal(image.sha256, expectedImage.sha256);
+      assert.deepEqual(image.source, expectedImage.source);
+      assert.equal(image.label, expectedImage.label, `${reference.message}: ${image.name}`);
+      for (const [label, p] of Object.entries(expectedImage.probabilities ?? {})) {
+        assert.ok(Math.abs(image.probabilities[label] - p) < 1e-4, `${image.name} ${label}`);
+      }
+    });
+  }
+  await assert.rejects(scanner.scanEmail(new Uint8Array([0x89, 0x50, 0x4e, 0x47]), { name: 'x.png' }), /x\.png: not an email message/);
+});
+
+test('feedback teaches the user\'s filter, persists it and logs the reaction', async () => {
+  const store = new MemoryStore();
+  const user = 'anna@example.org';
+  const own = await createScanner({ modelBytes, modelName: 'test-model.onnx', worker: false, store, user });
+  const parcel = (n) =>
+    new TextEncoder().encode(
+      `From: a@b.test\r\nSubject: Re: update ${n}\r\nMessage-ID: <p${n}@b.test>\r\n\r\n` +
+        `Hello, your parcel ${7000 + n} could not be delivered. Please confirm the address so the driver can try again tomorrow.\r\n`,
+    );
+  const first = await own.scanEmail(parcel(3), { name: 'p3.eml' });
+  assert.equal(first.verdict.label, 'ham');
+  for (const n of [0, 1]) {
+    const result = await own.feedback(parcel(n), 'spam', { name: `p${n}.eml` });
+    assert.equal(result.after.is_spam, true);
+    // Error-driven: the first mark moves the weights; the second message is already spam.
+    if (n === 0) assert.ok(result.after.score > result.before.score && result.steps >= 1);
+    else assert.equal(result.steps, 0);
+    assert.equal(result.record.reaction, 'USER_MESSAGE_MARK_SPAM');
+    assert.equal(result.record.message_id, `p${n}@b.test`);
+  }
+  const second = await own.scanEmail(parcel(3), { name: 'p3.eml' });
+  assert.equal(second.verdict.label, 'spam');
+  assert.equal(second.verdict.decided_by, 'text');
+  assert.equal((await own.reactions()).length, 2);
+  const state = await store.loadFilter(user);
+  assert.ok(state && JSON.parse(state).format === 'spamlens.cla_ann.v1');
+
+  // Another scanner for the same user starts from the stored filter; another user does not.
+  const again = await createScanner({ modelBytes, worker: false, store, user });
+  assert.equal((await again.scanEmail(parcel(4))).verdict.label, 'spam');
+  const other = await createScanner({ modelBytes, worker: false, store, user: 'bob' });
+  assert.equal((await other.scanEmail(parcel(4))).verdict.label, 'ham');
+  await again.resetTextFilter();
+  assert.equal((await again.scanEmail(parcel(4))).verdict.label, 'ham');
+  assert.equal(await store.loadFilter(user), null);
+  await assert.rejects(own.feedback(parcel(5), 'maybe'), /label must be 'spam' or 'ham'/);
+  for (const s of [own, again, other]) s.close();
 });
