@@ -69,6 +69,11 @@ enum Command {
         /// Do not use the text filter (images only).
         #[arg(long, conflicts_with = "text_filter")]
         no_text: bool,
+        /// Continuous learning (CLA_ANN Algorithm 3): the filter observes each message in order —
+        /// new tokens of messages judged spam join its adaptive layer, merged on schedule — and is
+        /// saved back to --text-filter (created from the built-in filter if missing).
+        #[arg(long, requires = "text_filter")]
+        learn: bool,
         /// An image with at least this spam probability makes the message spam.
         #[arg(long, default_value_t = 0.5)]
         image_spam_threshold: f32,
@@ -175,6 +180,7 @@ fn run(cli: Cli) -> Result<bool> {
             no_images,
             text_filter,
             no_text,
+            learn,
             image_spam_threshold,
             image_ad_threshold,
             json,
@@ -196,6 +202,7 @@ fn run(cli: Cli) -> Result<bool> {
                     use_images: !no_images,
                 },
                 json,
+                learn,
                 jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             };
             scan::scan(&inputs, &options)

@@ -109,6 +109,10 @@ pub struct ScanOptions {
     pub rule: VerdictRule,
     /// JSON Lines output.
     pub json: bool,
+    /// Algorithm 3's continuous learning: each scanned message is observed by the text filter
+    /// (its new tokens join the adaptive layer when it is judged spam; merges on schedule), in
+    /// input order, and the filter is saved back to `text_filter`.
+    pub learn: bool,
     /// Parallel messages.
     pub jobs: usize,
 }
@@ -123,7 +127,18 @@ pub fn scan(inputs: &[PathBuf], options: &ScanOptions) -> Result<bool> {
         }
         None => None,
     };
-    let filter = if options.no_text { None } else { Some(load_text_filter(options.text_filter.as_deref())?) };
+    if options.learn && (options.no_text || options.text_filter.is_none()) {
+        bail!("--learn needs --text-filter FILE: the filter that learns is saved there");
+    }
+    let state_path = options.text_filter.as_deref().filter(|p| options.learn || p.exists());
+    let mut filter = if options.no_text {
+        None
+    } else if options.learn && state_path.is_some_and(|p| !p.exists()) {
+        // A new user's filter starts as the built-in one.
+        Some(load_text_filter(None)?)
+    } else {
+        Some(load_text_filter(options.text_filter.as_deref())?)
+    };
     let limits = EmailLimits::DEFAULT;
     let messages = collect_messages(inputs, &limits)?;
     if messages.is_empty() {
@@ -138,8 +153,9 @@ pub fn scan(inputs: &[PathBuf], options: &ScanOptions) -> Result<bool> {
     }
     let started = Instant::now();
     let (mut failed, mut counts) = (0usize, std::collections::BTreeMap::<String, usize>::new());
-    // Chunks keep the output in input order while every core works.
-    for chunk in messages.chunks(32) {
+    // Chunks keep the output in input order while every core works; learning goes one message at a
+    // time, so each message is scored by the filter that learnt from the ones before it.
+    for chunk in messages.chunks(if options.learn { 1 } else { 32 }) {
         let results: Vec<Result<MessageScan, String>> = pool.install(|| {
             chunk
                 .par_iter()
@@ -157,7 +173,28 @@ pub fn scan(inputs: &[PathBuf], options: &ScanOptions) -> Result<bool> {
             }
             write_scan(&mut out, &result, options.json)?;
         }
+        if options.learn
+            && let Some(filter) = filter.as_mut()
+        {
+            for m in chunk.iter().flatten() {
+                if let Ok(parsed) = parse_email(&m.bytes, &m.name, &limits) {
+                    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    filter.observe(&filter.tokens(&parsed.subject, &parsed.body_text), now);
+                }
+            }
+        }
         out.flush()?;
+    }
+    if options.learn
+        && let (Some(filter), Some(path)) = (&filter, state_path)
+    {
+        write_atomically(path, &filter.to_json())?;
+        eprintln!(
+            "saved {} ({} adaptive tokens waiting, {} merges)",
+            path.display(),
+            filter.adaptive_len(),
+            filter.merges()
+        );
     }
     let summary: Vec<String> = counts.iter().map(|(label, n)| format!("{n} {label}")).collect();
     eprintln!(

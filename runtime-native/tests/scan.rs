@@ -218,3 +218,27 @@ fn tiny_png() -> Vec<u8> {
     image.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }
+
+#[test]
+fn scan_learn_collects_new_spam_tokens_in_the_adaptive_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("me.json");
+    let spam: Vec<PathBuf> =
+        ["spam-2/00001.317e78fa8ee2f54cd4890fdc09ba8176.txt", "spam-1/00256.edd9bfb44729edf3c4f177814fd8c9e1.txt"]
+            .iter()
+            .map(|id| corpus_file(id))
+            .collect();
+    let out = spamlens()
+        .args(["scan", "--no-images", "--json", "--learn", "--text-filter"])
+        .arg(&state)
+        .args(&spam)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("adaptive tokens waiting"));
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let adaptive = saved["adaptive"].as_object().unwrap();
+    assert!(adaptive.len() > 20, "tokens of the messages judged spam wait for the next merge: {}", adaptive.len());
+    let out = spamlens().args(["scan", "--no-images", "--learn"]).args(&spam).output().unwrap();
+    assert!(!out.status.success(), "--learn without a state file is refused");
+}
