@@ -188,7 +188,7 @@ pub fn scan(inputs: &[PathBuf], options: &ScanOptions) -> Result<bool> {
     if options.learn
         && let (Some(filter), Some(path)) = (&filter, state_path)
     {
-        write_atomically(path, &filter.to_json())?;
+        spamlens_trainer::backbone::write_atomically(path, &filter.to_json())?;
         eprintln!(
             "saved {} ({} adaptive tokens waiting, {} merges)",
             path.display(),
@@ -327,7 +327,7 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
             if outcome.merged { "; adaptive layer merged" } else { "" }
         );
     }
-    write_atomically(&options.state, &filter.to_json())?;
+    spamlens_trainer::backbone::write_atomically(&options.state, &filter.to_json())?;
     println!(
         "saved {} ({} adaptive tokens waiting, {} merges)",
         options.state.display(),
@@ -335,14 +335,4 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
         filter.merges()
     );
     Ok(all_ok)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
 }

@@ -201,13 +201,8 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Response, Ap
         drop(filter);
         let saved = match &mail.state_file {
             Some(path) => {
-                save_atomically(path, &json).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "state_not_saved",
-                        format!("{}: {e}", path.display()),
-                    )
-                })?;
+                spamlens_trainer::backbone::write_atomically(path, &json)
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_not_saved", e.to_string()))?;
                 true
             }
             None => false,
@@ -259,7 +254,7 @@ fn log_reaction(
         let file = format!("images/{sha256}.{extension}");
         let path = dir.join(&file);
         if !path.exists() {
-            save_atomically(&path, &image.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            spamlens_trainer::backbone::write_atomically(&path, &image.bytes).map_err(|e| e.to_string())?;
         }
         images.push(FeedbackImage { sha256, name: image.name.clone(), file: Some(file) });
     }
@@ -283,10 +278,4 @@ fn log_reaction(
         .map_err(|e| format!("{}: {e}", log.display()))?;
     writeln!(file, "{line}").map_err(|e| format!("{}: {e}", log.display()))?;
     Ok(record)
-}
-
-fn save_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
