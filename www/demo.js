@@ -40,6 +40,8 @@ function showModelInfo(info) {
     ['classes', info.labels.join(', ')],
     ['head', info.head ?? '—'],
     ['held-out weighted F1', typeof metrics.weighted_f1 === 'number' ? metrics.weighted_f1.toFixed(3) : '—'],
+    ['spam threshold', typeof info.thresholds?.spam === 'number'
+      ? `${info.thresholds.spam.toFixed(3)} (the model's operating point)` : '0.5 (most probable class)'],
     ['runtime', `spamlens ${info.runtimeVersion}, wasm ${info.simd}`],
   ];
   list.replaceChildren(...rows.flatMap(([key, value]) => {
@@ -268,6 +270,11 @@ async function main() {
     $('#model').classList.add('ready');
     $('#load-status').textContent = 'Model ready.';
     showModelInfo(scanner.info);
+    // Start the threshold control at the model's operating point; the user can still move it.
+    if (typeof scanner.info.thresholds?.spam === 'number') {
+      $('#threshold').value = String(Number(scanner.info.thresholds.spam.toFixed(3)));
+      updateMessageVerdict();
+    }
     Object.assign(document.body.dataset, { modelSource: scanner.info.source, modelSha256: scanner.info.sha256, simd: scanner.info.simd });
     document.body.dataset.model = 'ready';
     for (const entry of waiting.splice(0)) (entry.card.classList.contains('email') ? scanEmailCard(entry) : classify(entry));

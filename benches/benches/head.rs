@@ -21,7 +21,7 @@ fn features(rows: usize) -> (Vec<f32>, Vec<usize>) {
 }
 
 fn bench_backend<B: burn::tensor::backend::AutodiffBackend>(c: &mut Criterion, name: &str, device: &B::Device) {
-    let config = HeadConfig { input_dim: DIM, hidden: vec![2048], classes: 2 };
+    let config = HeadConfig { input_dim: DIM, hidden: vec![2048], classes: 2, dropout: 0.0 };
     let mut group = c.benchmark_group(format!("head_train_step/{name}"));
     group.sample_size(10);
     for batch in BATCHES {

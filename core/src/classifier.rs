@@ -33,15 +33,18 @@ pub const META_VERSION: &str = "spamlens.version";
 pub const META_CREATED: &str = "spamlens.created";
 /// Metadata key: precision of the head's stored weights (`f32` or `f16`).
 pub const META_PRECISION: &str = "spamlens.precision";
+/// Metadata key: the operating point, `class=threshold` pairs (e.g. `spam=0.874`): a class whose
+/// (calibrated) probability reaches its threshold is the label; otherwise the most probable of
+/// the classes without one. Chosen by the trainer for a target ham→spam false-positive rate.
+pub const META_THRESHOLDS: &str = "spamlens.thresholds";
+/// Metadata key: how the thresholds were chosen and what they gave on validation data (JSON).
+pub const META_OPERATING_POINT: &str = "spamlens.operating_point";
 /// [`META_KIND`] of a head-only graph.
 pub const KIND_HEAD: &str = "head";
 /// [`META_KIND`] of a backbone + head graph.
 pub const KIND_COMBINED: &str = "combined";
 /// The output every spamlens classifier graph has: class probabilities `[N, classes]`.
 pub const PROBABILITIES_OUTPUT: &str = "probabilities";
-
-/// Preprocessing contracts a runtime can honour, by their [`Preprocessing::describe`] string.
-const KNOWN_PREPROCESSING: [Preprocessing; 1] = [Preprocessing::RESNET_IMAGENET];
 
 /// The most probable class and every `(class, probability)` in the model's class order.
 pub type Scores = (String, Vec<(String, f32)>);
@@ -73,6 +76,7 @@ impl Verdict {
 pub struct Classifier {
     model: Model,
     labels: Vec<String>,
+    thresholds: Vec<(usize, f32)>,
     preprocessing: Preprocessing,
     limits: DecodeLimits,
 }
@@ -121,10 +125,10 @@ impl Classifier {
             return Err(signature(format!("metadata '{META_LABELS}' must name at least two classes")));
         }
         let declared = meta.get(META_PREPROCESSING).cloned().unwrap_or_default();
-        let preprocessing = KNOWN_PREPROCESSING.into_iter().find(|p| p.describe() == declared).ok_or_else(|| {
+        let preprocessing = Preprocessing::from_description(&declared).ok_or_else(|| {
             signature(format!(
                 "preprocessing '{declared}' is not one this runtime implements (known: {})",
-                KNOWN_PREPROCESSING.iter().map(Preprocessing::describe).collect::<Vec<_>>().join(" | ")
+                Preprocessing::KNOWN.iter().map(Preprocessing::describe).collect::<Vec<_>>().join(" | ")
             ))
         })?;
         let crop = preprocessing.crop as usize;
@@ -134,7 +138,9 @@ impl Classifier {
                 model.input_dims()
             )));
         }
-        Ok(Classifier { model, labels, preprocessing, limits: DecodeLimits::default() })
+        let thresholds = parse_thresholds(meta.get(META_THRESHOLDS).map(String::as_str).unwrap_or(""), &labels)
+            .map_err(signature)?;
+        Ok(Classifier { model, labels, thresholds, preprocessing, limits: DecodeLimits::default() })
     }
 
     /// Replaces the decode limits (defaults: [`DecodeLimits::default`]).
@@ -146,6 +152,17 @@ impl Classifier {
     /// Class names in output order.
     pub fn labels(&self) -> &[String] {
         &self.labels
+    }
+
+    /// The operating point the model declares (`spamlens.thresholds`): `(class, threshold)` pairs;
+    /// empty when the label is simply the most probable class.
+    pub fn thresholds(&self) -> Vec<(String, f32)> {
+        self.thresholds.iter().map(|&(i, t)| (self.labels[i].clone(), t)).collect()
+    }
+
+    /// The threshold of `class`, if the model declares one.
+    pub fn threshold(&self, class: &str) -> Option<f32> {
+        self.thresholds.iter().find(|(i, _)| self.labels[*i] == class).map(|&(_, t)| t)
     }
 
     /// The underlying model (metadata, sha256).
@@ -202,7 +219,7 @@ impl Classifier {
         let rows: Vec<Scores> = probabilities
             .rows()
             .map(|row| {
-                let best = row.iter().enumerate().fold(0, |best, (i, &p)| if p > row[best] { i } else { best });
+                let best = decide(row, &self.thresholds);
                 (self.labels[best].clone(), self.labels.iter().cloned().zip(row.iter().copied()).collect())
             })
             .collect();
@@ -210,5 +227,67 @@ impl Classifier {
             return Err(mismatch(format!("{} rows of probabilities for a batch of {batch}", rows.len())));
         }
         Ok(rows)
+    }
+}
+
+/// The label index for one row of probabilities: the first thresholded class whose probability
+/// reaches its threshold, else the most probable class without a threshold (all classes when every
+/// class has one).
+pub fn decide(row: &[f32], thresholds: &[(usize, f32)]) -> usize {
+    if let Some(&(class, _)) = thresholds.iter().find(|&&(class, t)| row.get(class).is_some_and(|&p| p >= t)) {
+        return class;
+    }
+    let free = |i: usize| thresholds.len() == row.len() || !thresholds.iter().any(|&(c, _)| c == i);
+    let mut best: Option<usize> = None;
+    for (i, &p) in row.iter().enumerate() {
+        if free(i) && best.is_none_or(|b| p > row[b]) {
+            best = Some(i);
+        }
+    }
+    best.unwrap_or(0)
+}
+
+/// Parses [`META_THRESHOLDS`] (`class=value,…`; empty means none) against the model's labels.
+pub fn parse_thresholds(text: &str, labels: &[String]) -> std::result::Result<Vec<(usize, f32)>, String> {
+    let mut out = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (class, value) =
+            pair.split_once('=').ok_or_else(|| format!("metadata '{META_THRESHOLDS}': '{pair}' is not class=value"))?;
+        let index = labels.iter().position(|l| l == class.trim()).ok_or_else(|| {
+            format!("metadata '{META_THRESHOLDS}': class '{}' is not one of {}", class.trim(), labels.join(","))
+        })?;
+        let value: f32 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f32| (0.0..=1.0).contains(v))
+            .ok_or_else(|| format!("metadata '{META_THRESHOLDS}': '{}' is not a probability", value.trim()))?;
+        if out.iter().any(|&(i, _)| i == index) {
+            return Err(format!("metadata '{META_THRESHOLDS}': class '{}' given twice", class.trim()));
+        }
+        out.push((index, value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_decide_the_label() {
+        let labels: Vec<String> = ["ham", "spam"].map(String::from).to_vec();
+        let t = parse_thresholds("spam=0.9", &labels).unwrap();
+        assert_eq!(t, vec![(1, 0.9)]);
+        assert_eq!(decide(&[0.2, 0.8], &t), 0, "0.8 < 0.9: ham");
+        assert_eq!(decide(&[0.05, 0.95], &t), 1);
+        assert_eq!(decide(&[0.3, 0.7], &[]), 1, "no thresholds: argmax");
+        let three: Vec<String> = ["ad", "ham", "spam"].map(String::from).to_vec();
+        let t = parse_thresholds("spam=0.6", &three).unwrap();
+        assert_eq!(decide(&[0.5, 0.1, 0.4], &t), 0, "below threshold: best of ad/ham");
+        assert!(parse_thresholds("", &labels).unwrap().is_empty());
+        for bad in ["spam", "eggs=0.5", "spam=1.5", "spam=x", "spam=0.5,spam=0.6"] {
+            assert!(parse_thresholds(bad, &labels).is_err(), "{bad}");
+        }
     }
 }

@@ -21,7 +21,7 @@ pub use classifier::{Classifier, Scores, Verdict};
 pub use decode::{DecodeLimits, DecodedImage, ImageFormatName, decode_rgb, detect_format};
 pub use error::{Error, Result};
 pub use model::{Batching, Model, ModelOptions, ModelOutputs, OutputTensor};
-pub use preprocess::Preprocessing;
+pub use preprocess::{Fit, Preprocessing};
 
 /// The name of the 2048-d feature output of the spamlens backbone graph.
 pub const FEATURES_OUTPUT: &str = "features";

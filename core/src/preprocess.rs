@@ -1,6 +1,10 @@
 //! RGB8 image → the normalised NCHW f32 tensor the backbone expects.
 //!
-//! The recipe is the one `../shared/models/PROVENANCE.md` documents for the pretrained ResNet-50
+//! Two geometries ([`Fit`]): the ImageNet centre crop, and a letterbox that keeps the whole image
+//! (image spam is often a wide banner or a tall strip, whose text a centre crop cuts away). A model
+//! declares which one it was trained with in its `spamlens.preprocessing` metadata.
+//!
+//! The centre-crop recipe is the one `../shared/models/PROVENANCE.md` documents for the pretrained ResNet-50
 //! (torchvision's `Resize(256)` + `CenterCrop(224)` + `Normalize`): shorter side → 256 with an
 //! antialiased bilinear filter (aspect kept, smaller images upscaled), centre crop 224×224, /255,
 //! minus mean, over std, channel-major. It lives here, and only here, so the trainer, the native
@@ -17,12 +21,39 @@ use image::RgbImage;
 
 use crate::error::{Error, Result};
 
+/// How an image of any shape is fitted into the square input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Shorter side → `resize_shorter`, then the centred `crop` square (ImageNet's evaluation recipe).
+    CenterCrop,
+    /// Longer side → `crop` (aspect kept), centred on a `crop` square filled with the mean colour
+    /// (zero after normalisation): nothing of the image is cut away.
+    Letterbox,
+}
+
+impl Fit {
+    /// The name used on command lines and in reports (`center-crop`, `letterbox`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fit::CenterCrop => "center-crop",
+            Fit::Letterbox => "letterbox",
+        }
+    }
+
+    /// Parses [`Fit::name`].
+    pub fn parse(name: &str) -> Option<Fit> {
+        [Fit::CenterCrop, Fit::Letterbox].into_iter().find(|f| f.name() == name)
+    }
+}
+
 /// The preprocessing contract of a backbone: how an RGB image becomes one input tensor.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preprocessing {
-    /// The shorter side is resized to this many pixels (bilinear, aspect ratio kept).
+    /// How the image is fitted into the square input.
+    pub fit: Fit,
+    /// The shorter side is resized to this many pixels (bilinear, aspect ratio kept; centre crop only).
     pub resize_shorter: u32,
-    /// Then a centred square of this side is cut out.
+    /// Side of the square input: the centred crop, or the letterbox canvas.
     pub crop: u32,
     /// Per-channel mean (RGB) subtracted after scaling to 0..1.
     pub mean: [f32; 3],
@@ -32,8 +63,30 @@ pub struct Preprocessing {
 
 impl Preprocessing {
     /// The torchvision ImageNet recipe the shared ResNet-50 expects.
-    pub const RESNET_IMAGENET: Preprocessing =
-        Preprocessing { resize_shorter: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    pub const RESNET_IMAGENET: Preprocessing = Preprocessing {
+        fit: Fit::CenterCrop,
+        resize_shorter: 256,
+        crop: 224,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+
+    /// The shared ResNet-50's normalisation with the whole image letterboxed into 224 × 224.
+    pub const RESNET_IMAGENET_LETTERBOX: Preprocessing =
+        Preprocessing { fit: Fit::Letterbox, ..Preprocessing::RESNET_IMAGENET };
+
+    /// Every contract this library implements; a model must declare one of them.
+    pub const KNOWN: [Preprocessing; 2] = [Preprocessing::RESNET_IMAGENET, Preprocessing::RESNET_IMAGENET_LETTERBOX];
+
+    /// The known contract whose [`describe`](Self::describe) string is `description`.
+    pub fn from_description(description: &str) -> Option<Preprocessing> {
+        Self::KNOWN.into_iter().find(|p| p.describe() == description)
+    }
+
+    /// The same normalisation and input size with another geometry.
+    pub fn with_fit(self, fit: Fit) -> Preprocessing {
+        Preprocessing { fit, ..self }
+    }
 
     /// Number of f32 values one image occupies in the input tensor (3 × crop × crop).
     pub fn values_per_image(&self) -> usize {
@@ -48,13 +101,11 @@ impl Preprocessing {
     /// The human-readable contract stored in a model's `preprocessing` metadata entry.
     pub fn describe(&self) -> String {
         let join = |v: &[f32; 3]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(",");
-        format!(
-            "RGB; resize shorter side {}; center crop {}; x/255; mean {}; std {}; NCHW",
-            self.resize_shorter,
-            self.crop,
-            join(&self.mean),
-            join(&self.std)
-        )
+        let geometry = match self.fit {
+            Fit::CenterCrop => format!("resize shorter side {}; center crop {}", self.resize_shorter, self.crop),
+            Fit::Letterbox => format!("letterbox {} (longer side {0}, centred, mean-colour padding)", self.crop),
+        };
+        format!("RGB; {geometry}; x/255; mean {}; std {}; NCHW", join(&self.mean), join(&self.std))
     }
 
     /// The size the whole image would have after the shorter-side resize (torchvision's rule:
@@ -103,13 +154,16 @@ impl Preprocessing {
         Ok(out)
     }
 
-    /// The crop × crop RGB8 pixels after resize + centre crop (what the network sees, before
-    /// normalisation). Useful to inspect or to compare against other implementations.
+    /// The crop × crop RGB8 pixels after resize + centre crop or letterbox (what the network sees,
+    /// before normalisation). Useful to inspect or to compare against other implementations.
     pub fn resize_and_crop(&self, rgb: &RgbImage, input: &str) -> Result<Vec<u8>> {
         let (width, height) = rgb.dimensions();
         let resize_error = |reason: String| Error::Resize { input: input.to_owned(), reason };
         if width == 0 || height == 0 {
             return Err(resize_error(format!("image has zero size {width}x{height}")));
+        }
+        if self.fit == Fit::Letterbox {
+            return self.letterbox(rgb, input);
         }
         let (new_w, new_h) = self.resized_size(width, height);
         let crop = self.crop.min(new_w).min(new_h);
@@ -136,6 +190,40 @@ impl Preprocessing {
         let mut dst = Image::new(crop, crop, PixelType::U8x3);
         Resizer::new().resize(&src, &mut dst, &options).map_err(|e| resize_error(e.to_string()))?;
         Ok(dst.into_vec())
+    }
+}
+
+impl Preprocessing {
+    /// The size of the whole image inside the letterbox: longer side `crop`, shorter side scaled
+    /// and rounded (at least one pixel).
+    pub fn letterboxed_size(&self, width: u32, height: u32) -> (u32, u32) {
+        let side = u64::from(self.crop);
+        let scaled = |short: u32, long: u32| {
+            let s = (side * u64::from(short) * 2 + u64::from(long.max(1))) / (2 * u64::from(long.max(1)));
+            u32::try_from(s.clamp(1, side)).unwrap_or(self.crop)
+        };
+        if width >= height { (self.crop, scaled(height, width)) } else { (scaled(width, height), self.crop) }
+    }
+
+    fn letterbox(&self, rgb: &RgbImage, input: &str) -> Result<Vec<u8>> {
+        let resize_error = |reason: String| Error::Resize { input: input.to_owned(), reason };
+        let (width, height) = rgb.dimensions();
+        let (new_w, new_h) = self.letterboxed_size(width, height);
+        let src =
+            ImageRef::new(width, height, rgb.as_raw(), PixelType::U8x3).map_err(|e| resize_error(e.to_string()))?;
+        let mut fitted = Image::new(new_w, new_h, PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new().resize(&src, &mut fitted, &options).map_err(|e| resize_error(e.to_string()))?;
+        let side = self.crop as usize;
+        let pad: [u8; 3] = std::array::from_fn(|c| (self.mean[c] * 255.0).round().clamp(0.0, 255.0) as u8);
+        let mut canvas: Vec<u8> = pad.iter().copied().cycle().take(side * side * 3).collect();
+        let (left, top) = ((side - new_w as usize) / 2, (side - new_h as usize) / 2);
+        let row_bytes = new_w as usize * 3;
+        for (y, row) in fitted.buffer().chunks_exact(row_bytes).enumerate() {
+            let start = ((top + y) * side + left) * 3;
+            canvas[start..start + row_bytes].copy_from_slice(row);
+        }
+        Ok(canvas)
     }
 }
 
@@ -232,6 +320,40 @@ mod tests {
             assert_eq!(t.len(), 3 * 224 * 224);
             assert!(t.iter().all(|v| v.is_finite()));
         }
+    }
+
+    #[test]
+    fn letterbox_keeps_the_whole_image_centred_on_mean_padding() {
+        let p = Preprocessing::RESNET_IMAGENET_LETTERBOX;
+        assert_eq!(p.letterboxed_size(800, 200), (224, 56));
+        assert_eq!(p.letterboxed_size(3, 10000), (1, 224));
+        assert_eq!(p.letterboxed_size(100, 100), (224, 224));
+        // A red banner 4:1: rows 84..140 red, the rest mean grey (zero after normalisation).
+        let rgb = RgbImage::from_pixel(400, 100, image::Rgb([255, 0, 0]));
+        let pixels = p.resize_and_crop(&rgb, "banner").unwrap();
+        assert_eq!(pixels.len(), 224 * 224 * 3);
+        let at = |x: usize, y: usize| &pixels[(y * 224 + x) * 3..(y * 224 + x) * 3 + 3];
+        assert_eq!(at(0, 0), [124, 116, 104]);
+        assert_eq!(at(223, 83), [124, 116, 104]);
+        assert_eq!(at(0, 84), [255, 0, 0]);
+        assert_eq!(at(223, 139), [255, 0, 0]);
+        assert_eq!(at(100, 140), [124, 116, 104]);
+        let t = p.tensor(&rgb, "banner").unwrap();
+        assert!(t[0].abs() < 0.01 && t[224 * 224].abs() < 0.01, "padding is ~0 after normalisation");
+        for (w, h) in [(1, 1), (10000, 3), (3, 10000), (224, 1), (225, 224)] {
+            let t = p.tensor(&gradient(w, h), "odd").unwrap();
+            assert_eq!(t.len(), 3 * 224 * 224);
+        }
+    }
+
+    #[test]
+    fn known_contracts_round_trip_through_their_description() {
+        for p in Preprocessing::KNOWN {
+            assert_eq!(Preprocessing::from_description(&p.describe()), Some(p));
+        }
+        assert_eq!(Preprocessing::from_description("RGB; something else"), None);
+        assert_eq!(Fit::parse("letterbox"), Some(Fit::Letterbox));
+        assert_eq!(Preprocessing::RESNET_IMAGENET.with_fit(Fit::Letterbox), Preprocessing::RESNET_IMAGENET_LETTERBOX);
     }
 
     #[test]

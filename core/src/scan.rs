@@ -6,9 +6,11 @@
 //! (in parallel, in dynamic batches) and call [`scan_parts`] with the results.
 //!
 //! The rule ([`VerdictRule`]), in order:
-//! 1. **spam** if any image's spam probability is at least `image_spam_threshold`;
+//! 1. **spam** if any image is spam: its label is `spam` (the model's operating point, see
+//!    [`META_THRESHOLDS`](crate::classifier::META_THRESHOLDS)), or, when `image_spam_threshold` is
+//!    set, its spam probability is at least that;
 //! 2. **spam** if the text filter says spam (`score > threshold`);
-//! 3. **ad** if any image's ad probability is at least `image_ad_threshold`;
+//! 3. **ad** if any image is an ad (its label, or its ad probability ≥ `image_ad_threshold` when set);
 //! 4. **ham** otherwise.
 //!
 //! `decided_by` says which part decided (`image`, `text`, `image+text` when both said spam, or
@@ -26,10 +28,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VerdictRule {
-    /// An image with at least this spam probability makes the message spam.
-    pub image_spam_threshold: f32,
-    /// An image with at least this ad probability makes a not-spam message an ad.
-    pub image_ad_threshold: f32,
+    /// An image with at least this spam probability makes the message spam; `None`: an image
+    /// labelled spam by the model (its own operating point) does.
+    pub image_spam_threshold: Option<f32>,
+    /// An image with at least this ad probability makes a not-spam message an ad; `None`: an
+    /// image labelled ad does.
+    pub image_ad_threshold: Option<f32>,
     /// Whether the text filter's verdict counts.
     pub use_text: bool,
     /// Whether the images' labels count.
@@ -37,9 +41,9 @@ pub struct VerdictRule {
 }
 
 impl Default for VerdictRule {
-    /// Image thresholds 0.5 (the most probable class of a spam/ham head), text and images both on.
+    /// Images count by the model's own labels (its operating point), text and images both on.
     fn default() -> Self {
-        Self { image_spam_threshold: 0.5, image_ad_threshold: 0.5, use_text: true, use_images: true }
+        Self { image_spam_threshold: None, image_ad_threshold: None, use_text: true, use_images: true }
     }
 }
 
@@ -102,6 +106,13 @@ impl ImageOutcome {
                 format: v.format.to_string(),
             },
             Err(e) => ImageOutcome::Failed { error: e.to_string() },
+        }
+    }
+
+    fn label(&self) -> Option<&str> {
+        match self {
+            ImageOutcome::Classified { label, .. } => Some(label),
+            _ => None,
         }
     }
 
@@ -193,10 +204,23 @@ fn image_result(image: EmailImage, outcome: ImageOutcome) -> ImageResult {
 
 /// The rule of the module docs.
 pub fn combine(text: Option<&TextScore>, images: &[ImageResult], rule: &VerdictRule) -> MessageVerdict {
-    let best = |class: &str| {
-        images.iter().filter_map(|i| i.outcome.probability(class).map(|p| (i, p))).max_by(|a, b| a.1.total_cmp(&b.1))
+    // The most probable image of `class` among those that count as `class` under the rule.
+    let best = |class: &str, threshold: Option<f32>| {
+        images
+            .iter()
+            .filter(|_| rule.use_images)
+            .filter_map(|i| i.outcome.probability(class).map(|p| (i, p)))
+            .filter(|(i, p)| match threshold {
+                Some(t) => *p >= f64::from(t),
+                None => i.outcome.label() == Some(class),
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
     };
-    let spam_image = best("spam").filter(|(_, p)| rule.use_images && *p >= f64::from(rule.image_spam_threshold));
+    let cut = |threshold: Option<f32>| match threshold {
+        Some(t) => format!("≥ {t}"),
+        None => "over the model's threshold".to_owned(),
+    };
+    let spam_image = best("spam", rule.image_spam_threshold);
     let text_spam = text.filter(|t| rule.use_text && t.is_spam);
     let text_words = |t: &TextScore| format!("text score {:.3} > threshold {:.3}", t.score, t.threshold);
     match (spam_image, text_spam) {
@@ -208,17 +232,15 @@ pub fn combine(text: Option<&TextScore>, images: &[ImageResult], rule: &VerdictR
         (Some((image, p)), None) => MessageVerdict {
             label: "spam".into(),
             decided_by: "image".into(),
-            reason: format!("image '{}' is spam (p = {p:.3} ≥ {})", image.name, rule.image_spam_threshold),
+            reason: format!("image '{}' is spam (p = {p:.3} {})", image.name, cut(rule.image_spam_threshold)),
         },
         (None, Some(t)) => MessageVerdict { label: "spam".into(), decided_by: "text".into(), reason: text_words(t) },
         (None, None) => {
-            if let Some((image, p)) =
-                best("ad").filter(|(_, p)| rule.use_images && *p >= f64::from(rule.image_ad_threshold))
-            {
+            if let Some((image, p)) = best("ad", rule.image_ad_threshold) {
                 return MessageVerdict {
                     label: "ad".into(),
                     decided_by: "image".into(),
-                    reason: format!("image '{}' is an ad (p = {p:.3} ≥ {})", image.name, rule.image_ad_threshold),
+                    reason: format!("image '{}' is an ad (p = {p:.3} {})", image.name, cut(rule.image_ad_threshold)),
                 };
             }
             let classified = images.iter().filter(|i| matches!(i.outcome, ImageOutcome::Classified { .. })).count();
@@ -264,7 +286,9 @@ pub fn check_rule(rule: &VerdictRule) -> Result<()> {
     for (what, value) in
         [("image spam threshold", rule.image_spam_threshold), ("image ad threshold", rule.image_ad_threshold)]
     {
-        if !(0.0..=1.0).contains(&value) {
+        if let Some(value) = value
+            && !(0.0..=1.0).contains(&value)
+        {
             return Err(Error::TextFilter { reason: format!("{what} {value} is outside 0..=1") });
         }
     }
@@ -332,15 +356,24 @@ mod tests {
         assert_eq!(combine(Some(&text(0.2, 0.7)), std::slice::from_ref(&spam_img), &text_only).label, "ham");
         let images_only = VerdictRule { use_text: false, ..rule };
         assert_eq!(combine(Some(&text(0.9, 0.7)), &[ham_img], &images_only).label, "ham");
-        let strict = VerdictRule { image_spam_threshold: 0.95, ..rule };
-        assert_eq!(combine(None, &[spam_img], &strict).label, "ham");
+        let strict = VerdictRule { image_spam_threshold: Some(0.95), ..rule };
+        assert_eq!(combine(None, std::slice::from_ref(&spam_img), &strict).label, "ham");
+        // The model's own label counts by default: an image labelled ham at p(spam) 0.9 (a model
+        // whose spam threshold is higher) does not make the message spam.
+        let mut cautious = spam_img.clone();
+        if let ImageOutcome::Classified { label, .. } = &mut cautious.outcome {
+            *label = "ham".into();
+        }
+        assert_eq!(combine(None, std::slice::from_ref(&cautious), &rule).label, "ham");
+        let lenient = VerdictRule { image_spam_threshold: Some(0.5), ..rule };
+        assert_eq!(combine(None, &[cautious], &lenient).label, "spam");
     }
 
     #[test]
     fn rule_thresholds_are_checked() {
         assert!(check_rule(&VerdictRule::default()).is_ok());
-        let err =
-            check_rule(&VerdictRule { image_spam_threshold: 1.5, ..VerdictRule::default() }).expect_err("refused");
+        let err = check_rule(&VerdictRule { image_spam_threshold: Some(1.5), ..VerdictRule::default() })
+            .expect_err("refused");
         assert!(err.to_string().contains("image spam threshold 1.5"), "{err}");
     }
 }

@@ -74,12 +74,14 @@ enum Command {
         /// saved back to --text-filter (created from the built-in filter if missing).
         #[arg(long, requires = "text_filter")]
         learn: bool,
-        /// An image with at least this spam probability makes the message spam.
-        #[arg(long, default_value_t = 0.5)]
-        image_spam_threshold: f32,
-        /// An image with at least this ad probability makes a not-spam message an ad.
-        #[arg(long, default_value_t = 0.5)]
-        image_ad_threshold: f32,
+        /// An image with at least this spam probability makes the message spam (default: the
+        /// model's own operating point, its `spamlens.thresholds` metadata).
+        #[arg(long)]
+        image_spam_threshold: Option<f32>,
+        /// An image with at least this ad probability makes a not-spam message an ad (default: an
+        /// image the model labels ad).
+        #[arg(long)]
+        image_ad_threshold: Option<f32>,
         /// Print JSON Lines instead of a table.
         #[arg(long)]
         json: bool,

@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use spamlens_core::cla_ann::{ClaAnn, FeedbackOutcome, TextLabel};
 use spamlens_core::classifier::{
-    META_BACKBONE_SHA256, META_CREATED, META_FEATURE_SOURCE, META_HEAD, META_KIND, META_METRICS, META_PRECISION,
-    META_PREPROCESSING, META_TRAINING, META_VERSION,
+    META_BACKBONE_SHA256, META_CREATED, META_FEATURE_SOURCE, META_HEAD, META_KIND, META_METRICS, META_OPERATING_POINT,
+    META_PRECISION, META_PREPROCESSING, META_TRAINING, META_VERSION,
 };
 use spamlens_core::email::{self, EmailLimits};
 use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
@@ -116,6 +116,11 @@ struct ModelInfo<'a> {
     metrics: Option<serde_json::Value>,
     /// `spamlens.training` parsed (null when absent or not JSON).
     training: Option<serde_json::Value>,
+    /// The model's operating point (`spamlens.thresholds`): class → probability that makes an
+    /// image that class; empty when the label is the most probable class.
+    thresholds: BTreeMap<String, f32>,
+    /// `spamlens.operating_point` parsed: how the thresholds were chosen (null when absent).
+    operating_point: Option<serde_json::Value>,
     input_dims: &'a [usize],
     runtime_version: &'static str,
     simd: String,
@@ -169,6 +174,8 @@ impl Classifier {
             sha256: model.sha256(),
             bytes: self.bytes,
             labels: self.inner.labels(),
+            thresholds: self.inner.thresholds().into_iter().collect(),
+            operating_point: json(META_OPERATING_POINT),
             kind: text(META_KIND),
             preprocessing: text(META_PREPROCESSING),
             backbone_sha256: text(META_BACKBONE_SHA256),

@@ -103,6 +103,8 @@ fn combined_graph_equals_two_stages_and_onnxruntime_agrees() {
             },
             training: serde_json::json!({}),
             metrics: None,
+            thresholds: vec![],
+            operating_point: None,
         },
         Precision::F16,
     )

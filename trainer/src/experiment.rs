@@ -172,6 +172,8 @@ pub fn run(request: &TrainRequest, progress: &mut dyn RunProgress) -> Result<Tra
                 "test_rows": split.test.len(),
             })
         }),
+        thresholds: vec![],
+        operating_point: None,
     };
     let mut files = Vec::new();
     let head_bytes = head_graph(&outcome.weights, &provenance, request.precision)?;
@@ -217,6 +219,7 @@ pub fn run(request: &TrainRequest, progress: &mut dyn RunProgress) -> Result<Tra
             input_dim: data.dim,
             hidden: request.options.hidden.clone(),
             classes: data.classes.len(),
+            dropout: request.options.dropout,
         }
         .describe(),
         device: outcome.device.clone(),

@@ -19,6 +19,7 @@ pub mod backbone;
 pub mod dataset;
 pub mod emailcz;
 pub mod error;
+pub mod evaluation;
 pub mod experiment;
 pub mod export;
 pub mod features;

@@ -122,12 +122,14 @@ pub struct ServeArgs {
     /// Log /v1/feedback reactions (JSON Lines, Email.cz vocabulary) and the images they concern here.
     #[arg(long)]
     pub feedback_dir: Option<PathBuf>,
-    /// /v1/scan: an image with at least this spam probability makes the message spam.
-    #[arg(long, default_value_t = 0.5)]
-    pub image_spam_threshold: f32,
-    /// /v1/scan: an image with at least this ad probability makes a not-spam message an ad.
-    #[arg(long, default_value_t = 0.5)]
-    pub image_ad_threshold: f32,
+    /// /v1/scan: an image with at least this spam probability makes the message spam (default:
+    /// the model's own operating point, its `spamlens.thresholds` metadata).
+    #[arg(long)]
+    pub image_spam_threshold: Option<f32>,
+    /// /v1/scan: an image with at least this ad probability makes a not-spam message an ad
+    /// (default: an image the model labels ad).
+    #[arg(long)]
+    pub image_ad_threshold: Option<f32>,
 }
 
 /// The checked configuration the handlers read.

@@ -98,7 +98,9 @@ function transferable(image) {
  * - `workers` (default 1): Web Workers, each with its own copy of the model (~500 MB memory each).
  * - `worker` (default: whether `Worker` exists): false runs in the calling thread (Node, tests).
  * - `cache` (default true), `keepOtherModels` (default false): the Cache API model store.
- * - `thresholds` ({ spam, ad }, default 0.5 each): for `classifyMessage`.
+ * - `thresholds` ({ spam, ad }): for `classifyMessage`; default: the model's own operating point
+ *   (`scanner.info.thresholds`, chosen by the trainer for a target ham→spam false-positive rate),
+ *   else 0.5.
  * - `wasmVariant` ('relaxed' | 'simd'), `wasmUrl`, `workerUrl`: overrides for benchmarks and CDNs.
  * - `user` (default 'default'): whose text filter to load and teach; `store`: where filters and
  *   reactions are kept (default IndexedDB, else memory; see storage.js); `textFilter`: a filter state
@@ -159,7 +161,8 @@ export class Scanner {
     this.info = info;
     this.options = options;
     this.usesWorkers = workers;
-    this.thresholds = options.thresholds ?? {};
+    // The page's thresholds win over the model's operating point, which wins over 0.5.
+    this.thresholds = { ...(info?.thresholds ?? {}), ...(options.thresholds ?? {}) };
     this.closed = false;
     this.store = options.store;
     this.user = options.user;
@@ -218,7 +221,7 @@ export class Scanner {
    * Scans a message's parts (`{ data, contentType, name }`, data as for `classify`): image parts are
    * classified, the rest skipped. Returns `{ verdict: 'spam' | 'ad' | 'ham' | null, reason, decidedBy,
    * images, skipped }`; the verdict is the most severe label above its threshold (`thresholds`
-   * here, else the scanner's, else 0.5).
+   * here, else the scanner's, else the model's operating point, else 0.5).
    */
   async classifyMessage(parts, { thresholds } = {}) {
     const images = [];

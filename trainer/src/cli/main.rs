@@ -11,6 +11,7 @@ use spamlens_core::DecodeLimits;
 use spamlens_trainer::backbone::{self, fetch::DownloadProgress};
 use spamlens_trainer::features::{self, Backbone, ExtractOptions, ExtractProgress};
 
+mod evaluate;
 mod text_filter;
 mod train;
 
@@ -40,6 +41,9 @@ enum Command {
     /// Train the classifier head on feature stores or an Email.cz file; writes head.onnx, the
     /// combined model.onnx, a report (JSON, Markdown) and plots.
     Train(train::TrainArgs),
+    /// Group-aware cross-validation of a head recipe on image datasets (results table, ROC and
+    /// precision–recall plots per task); optionally trains the final model the same way.
+    Evaluate(evaluate::EvaluateArgs),
     /// Attach a trained head to the backbone: one combined ONNX graph for `spamlens classify`.
     Export(train::ExportArgs),
     /// The paper's Table 6/7: train and test on every reaction-filter combination of an Email.cz file.
@@ -152,6 +156,10 @@ struct FeaturesArgs {
     /// Parallel workers (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
+    /// How images are fitted into the backbone's square input: `center-crop` (ImageNet's) or
+    /// `letterbox` (the whole image, padded); heads trained on the store carry the choice.
+    #[arg(long, default_value = "center-crop", value_parser = parse_fit)]
+    fit: spamlens_core::Fit,
     /// Largest accepted image width or height in pixels.
     #[arg(long, default_value_t = DecodeLimits::DEFAULT.max_width)]
     max_side: u32,
@@ -190,9 +198,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::IngestEmailcz(args) => ingest_emailcz(args),
         Command::Train(args) => train::train(args),
         Command::Export(args) => train::export(args),
+        Command::Evaluate(args) => evaluate::evaluate(args),
         Command::Grid(args) => train::grid(args),
         Command::TextFilter { command } => text_filter::run(command),
     }
+}
+
+/// Parses a `--fit` value.
+pub(crate) fn parse_fit(text: &str) -> std::result::Result<spamlens_core::Fit, String> {
+    spamlens_core::Fit::parse(text).ok_or_else(|| format!("'{text}' is not center-crop or letterbox"))
 }
 
 fn synth_emailcz(args: SynthArgs) -> Result<()> {
@@ -295,7 +309,7 @@ fn info(path: Option<PathBuf>) -> Result<()> {
 fn extract(args: FeaturesArgs) -> Result<()> {
     let backbone_path = backbone::locate_backbone(args.backbone.as_deref())?;
     tracing::info!(backbone = %backbone_path.display(), "loading backbone");
-    let backbone = Backbone::load(&backbone_path, None)?;
+    let backbone = Backbone::load(&backbone_path, None)?.with_fit(args.fit);
     let limits = DecodeLimits {
         max_width: args.max_side,
         max_height: args.max_side,

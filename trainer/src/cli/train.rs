@@ -41,6 +41,22 @@ pub struct HeadArgs {
     /// `cpu`, or `cuda` / `cuda:N` in a build with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Adam's L2 weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Dropout after each hidden layer while training.
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f64,
+    /// Cosine learning-rate decay to 0 over the epochs.
+    #[arg(long)]
+    cosine: bool,
+    /// Standardise the features with the training rows' mean and std (folded into the exported head).
+    #[arg(long)]
+    standardize: bool,
+    /// Keep the epoch with the lowest loss on the held-out side and stop after this many epochs
+    /// without improvement (the held-out side then selects the model: use `evaluate` for honest numbers).
+    #[arg(long)]
+    early_stopping: Option<usize>,
 }
 
 impl HeadArgs {
@@ -64,7 +80,15 @@ impl HeadArgs {
             learning_rate: self.learning_rate,
             class_weights: !self.no_class_weights,
             seed: self.seed,
+            weight_decay: self.weight_decay,
+            dropout: self.dropout,
+            cosine_schedule: self.cosine,
+            standardize: self.standardize,
+            early_stopping: self.early_stopping,
         };
+        if !(0.0..1.0).contains(&self.dropout) || !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            bail!("--dropout must be in [0, 1) and --weight-decay non-negative");
+        }
         Ok((options, TrainDevice::parse(&self.device)?))
     }
 }

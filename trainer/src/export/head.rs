@@ -7,8 +7,8 @@ use prost::Message;
 use serde::Serialize;
 use spamlens_core::classifier::{
     KIND_COMBINED, KIND_HEAD, META_BACKBONE_SHA256, META_CREATED, META_FEATURE_BACKBONE_SHA256, META_FEATURE_SOURCE,
-    META_HEAD, META_KIND, META_LABELS, META_METRICS, META_PRECISION, META_PREPROCESSING, META_TRAINING, META_VERSION,
-    PROBABILITIES_OUTPUT,
+    META_HEAD, META_KIND, META_LABELS, META_METRICS, META_OPERATING_POINT, META_PRECISION, META_PREPROCESSING,
+    META_THRESHOLDS, META_TRAINING, META_VERSION, PROBABILITIES_OUTPUT,
 };
 use spamlens_core::{FEATURE_DIM, FEATURES_OUTPUT};
 use tract_onnx::pb;
@@ -33,7 +33,8 @@ pub enum Precision {
 }
 
 impl Precision {
-    fn as_str(self) -> &'static str {
+    /// `f32` or `f16`, as the metadata says.
+    pub fn as_str(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::F16 => "f16",
@@ -50,6 +51,11 @@ pub struct HeadProvenance {
     pub training: serde_json::Value,
     /// Held-out metrics (JSON), if there was a test side.
     pub metrics: Option<serde_json::Value>,
+    /// The operating point: `(class, threshold)` pairs written as `spamlens.thresholds` (empty:
+    /// the label is the most probable class).
+    pub thresholds: Vec<(String, f32)>,
+    /// How the thresholds were chosen and what they gave (JSON, `spamlens.operating_point`).
+    pub operating_point: Option<serde_json::Value>,
 }
 
 /// Writes the head-only graph: `features` `[N, input_dim]` → Gemm/Relu… → Softmax → `probabilities`.
@@ -110,6 +116,7 @@ fn head_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, provenance: &H
         input_dim: weights.input_dim(),
         hidden: weights.hidden(),
         classes: weights.labels.len(),
+        dropout: 0.0,
     };
     b.metadata(META_HEAD, &config.describe());
     match &provenance.source {
@@ -126,6 +133,13 @@ fn head_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, provenance: &H
     b.metadata(META_TRAINING, &provenance.training.to_string());
     if let Some(metrics) = &provenance.metrics {
         b.metadata(META_METRICS, &metrics.to_string());
+    }
+    if !provenance.thresholds.is_empty() {
+        let pairs: Vec<String> = provenance.thresholds.iter().map(|(class, t)| format!("{class}={t}")).collect();
+        b.metadata(META_THRESHOLDS, &pairs.join(","));
+    }
+    if let Some(point) = &provenance.operating_point {
+        b.metadata(META_OPERATING_POINT, &point.to_string());
     }
     b.metadata(META_PRECISION, precision.as_str());
     b.metadata(META_VERSION, env!("CARGO_PKG_VERSION"));
@@ -242,9 +256,26 @@ pub fn combine(backbone: &[u8], backbone_name: &str, head: &HeadGraph, force: bo
             head.weights.input_dim()
         )));
     }
-    let preprocessing = backbone_value("preprocessing").ok_or_else(|| {
+    let backbone_preprocessing = backbone_value("preprocessing").ok_or_else(|| {
         TrainerError::Graph(format!("{backbone_name}: no 'preprocessing' metadata; not a spamlens backbone"))
     })?;
+    // The graph's contract is the one the head's features were made with: the backbone's
+    // normalisation and input size, fitted (centre crop or letterbox) as the feature store was.
+    let preprocessing = match head.meta(META_PREPROCESSING) {
+        Some(trained) if trained != backbone_preprocessing => {
+            let same_backbone_input = spamlens_core::Preprocessing::from_description(trained)
+                .zip(spamlens_core::Preprocessing::from_description(&backbone_preprocessing))
+                .is_some_and(|(t, b)| t.with_fit(b.fit) == b);
+            if !same_backbone_input {
+                refuse(format!(
+                    "the head's features were preprocessed as '{trained}', which {backbone_name} \
+                     ('{backbone_preprocessing}') cannot take"
+                ))?;
+            }
+            trained.to_owned()
+        }
+        _ => backbone_preprocessing,
+    };
     b.clear_outputs();
     b.graph_name("spamlens-classifier");
     b.doc_string("spamlens image-spam classifier: ResNet-50 backbone + trained head; softmax probabilities per label");
@@ -337,6 +368,8 @@ mod tests {
             source: FeatureSource::Backbone { sha256: "ab".repeat(32), preprocessing: "p".into() },
             training: serde_json::json!({"rows": 3}),
             metrics: None,
+            thresholds: vec![],
+            operating_point: None,
         }
     }
 

@@ -169,6 +169,16 @@ pub fn extract_to_store(
                 ),
             });
         }
+        if old.provenance.preprocessing != backbone.provenance.preprocessing {
+            return Err(TrainerError::Store {
+                path: store_path.to_path_buf(),
+                reason: format!(
+                    "was made with preprocessing '{}' but this run uses '{}'; features of different preprocessings \
+                     cannot be mixed (use --rebuild to replace the store, or another --out)",
+                    old.provenance.preprocessing, backbone.provenance.preprocessing
+                ),
+            });
+        }
         for row in old.rows {
             old_paths.push(row.path.clone());
             known.entry(row.sha256).or_insert(ImageFeatures {

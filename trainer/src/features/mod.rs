@@ -5,7 +5,7 @@ pub mod store;
 
 use std::path::Path;
 
-use spamlens_core::{Model, ModelOptions, Preprocessing};
+use spamlens_core::{Fit, Model, ModelOptions, Preprocessing};
 
 use crate::error::{Result, TrainerError};
 pub use extract::{ExtractOptions, ExtractProgress, ExtractReport, Failure, NoExtractProgress, extract_to_store};
@@ -72,5 +72,13 @@ impl Backbone {
             feature_tensor,
         };
         Ok(Backbone { model, preprocessing, provenance })
+    }
+
+    /// The same backbone fed images fitted another way (centre crop or letterbox); the stores it
+    /// writes, and the heads trained on them, record the choice.
+    pub fn with_fit(mut self, fit: Fit) -> Backbone {
+        self.preprocessing = self.preprocessing.with_fit(fit);
+        self.provenance.preprocessing = self.preprocessing.describe();
+        self
     }
 }

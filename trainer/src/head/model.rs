@@ -2,7 +2,7 @@
 //! probabilities (the paper, section 5: one hidden layer of 2048 ReLU units).
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, Relu};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
@@ -10,7 +10,7 @@ use super::HeadWeights;
 use crate::error::{Result, TrainerError};
 
 /// The head's shape.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HeadConfig {
     /// Width of the input feature vector (2048 for ResNet-50 pool features).
     pub input_dim: usize,
@@ -18,6 +18,8 @@ pub struct HeadConfig {
     pub hidden: Vec<usize>,
     /// Number of output classes.
     pub classes: usize,
+    /// Dropout probability after each hidden layer while training (0: none, the paper's).
+    pub dropout: f64,
 }
 
 impl HeadConfig {
@@ -29,7 +31,12 @@ impl HeadConfig {
             hidden.push(LinearConfig::new(width, units).init(device));
             width = units;
         }
-        Head { hidden, output: LinearConfig::new(width, self.classes).init(device), activation: Relu::new() }
+        Head {
+            hidden,
+            output: LinearConfig::new(width, self.classes).init(device),
+            activation: Relu::new(),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
     }
 
     /// A one-line description such as `2048 → 2048 ReLU → 2 softmax`.
@@ -47,6 +54,7 @@ pub struct Head<B: Backend> {
     hidden: Vec<Linear<B>>,
     output: Linear<B>,
     activation: Relu,
+    dropout: Dropout,
 }
 
 impl<B: Backend> Head<B> {
@@ -54,7 +62,8 @@ impl<B: Backend> Head<B> {
     pub fn forward(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         let mut x = features;
         for layer in &self.hidden {
-            x = self.activation.forward(layer.forward(x));
+            // Dropout is active only on an autodiff backend (training), the identity otherwise.
+            x = self.dropout.forward(self.activation.forward(layer.forward(x)));
         }
         self.output.forward(x)
     }

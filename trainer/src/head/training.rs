@@ -35,6 +35,18 @@ pub struct TrainOptions {
     pub class_weights: bool,
     /// Seeds the initial weights and the batch order.
     pub seed: u64,
+    /// Adam's L2 weight decay (0: none, the paper's).
+    pub weight_decay: f64,
+    /// Dropout after each hidden layer while training (0: none).
+    pub dropout: f64,
+    /// Cosine learning-rate decay from `learning_rate` to 0 over the epochs (else constant).
+    pub cosine_schedule: bool,
+    /// Standardise each feature with the training rows' mean and std; folded into the first
+    /// layer afterwards, so the exported head still takes raw features.
+    pub standardize: bool,
+    /// Stop when the test side's loss has not improved for this many epochs and keep the best
+    /// epoch's weights. The test side must then be a validation set, not the final test.
+    pub early_stopping: Option<usize>,
 }
 
 impl Default for TrainOptions {
@@ -46,6 +58,11 @@ impl Default for TrainOptions {
             learning_rate: 1e-3,
             class_weights: true,
             seed: 2018,
+            weight_decay: 0.0,
+            dropout: 0.0,
+            cosine_schedule: false,
+            standardize: false,
+            early_stopping: None,
         }
     }
 }
@@ -130,6 +147,8 @@ pub struct TrainOutcome {
     pub device: String,
     /// The class weights used in the loss.
     pub class_weights: Vec<f32>,
+    /// The epoch whose weights were kept (the last, or the best one with early stopping).
+    pub best_epoch: usize,
 }
 
 /// Trains a head on `split.train` and evaluates it on `split.test` after every epoch.
@@ -217,8 +236,28 @@ pub fn train_on<B: AutodiffBackend>(
     let counts = data.class_counts(&split.train);
     let class_weights = if options.class_weights { balanced_class_weights(&counts) } else { vec![1.0; classes] };
 
-    let config = HeadConfig { input_dim: data.dim, hidden: options.hidden.clone(), classes };
+    // Standardised features: a copy of the data, scaled with the training rows' statistics.
+    let standardisation = options.standardize.then(|| feature_statistics(data, &split.train));
+    let standardised;
+    let data = match &standardisation {
+        Some((mean, std)) => {
+            let mut copy = data.clone();
+            for row in copy.features.chunks_exact_mut(copy.dim) {
+                row.iter_mut().zip(mean.iter().zip(std)).for_each(|(x, (m, s))| *x = (*x - m) / s);
+            }
+            standardised = copy;
+            &standardised
+        }
+        None => data,
+    };
+    let config = HeadConfig { input_dim: data.dim, hidden: options.hidden.clone(), classes, dropout: options.dropout };
     let mut trainer = HeadTrainer::<B, _>::new(&config, &class_weights, options.learning_rate, options.seed, device);
+    if options.weight_decay > 0.0 {
+        trainer.optimizer = AdamConfig::new()
+            .with_epsilon(1e-7)
+            .with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(options.weight_decay as f32)))
+            .init::<B, Head<B>>();
+    }
     let test_loss_fn = CrossEntropyLossConfig::new().init::<B::InnerBackend>(device);
 
     let steps_per_epoch = split.train.len().div_ceil(options.batch_size);
@@ -228,7 +267,12 @@ pub fn train_on<B: AutodiffBackend>(
     let mut history = Vec::with_capacity(options.epochs);
     let mut train_seconds_total = 0.0;
     let mut last_eval = None;
+    let mut best: Option<(f64, usize, HeadWeights, Evaluation)> = None;
     for epoch in 1..=options.epochs {
+        if options.cosine_schedule {
+            let progress = (epoch - 1) as f64 / options.epochs as f64;
+            trainer.learning_rate = options.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        }
         rng.shuffle(&mut order);
         let started = Instant::now();
         let mut loss_sum = 0.0;
@@ -259,14 +303,34 @@ pub fn train_on<B: AutodiffBackend>(
             record.test_loss = Some(eval.loss);
             record.test_weighted_f1 = Some(eval.confusion.weighted_f1());
             record.test_accuracy = Some(eval.confusion.accuracy());
+            if let Some(patience) = options.early_stopping {
+                let loss = eval.loss;
+                if best.as_ref().is_none_or(|(b, ..)| loss < *b) {
+                    best = Some((loss, epoch, trainer.head.valid().weights(&data.classes)?, eval.clone()));
+                }
+                let best_epoch = best.as_ref().map_or(epoch, |(_, e, ..)| *e);
+                last_eval = Some(eval);
+                progress.epoch(&record);
+                history.push(record);
+                if epoch - best_epoch >= patience {
+                    break;
+                }
+                continue;
+            }
             last_eval = Some(eval);
         }
         progress.epoch(&record);
         history.push(record);
     }
 
-    let weights = trainer.head.valid().weights(&data.classes)?;
-    let samples_per_second = (split.train.len() * options.epochs) as f64 / train_seconds_total.max(1e-9);
+    let (mut weights, best_epoch, last_eval) = match best {
+        Some((_, epoch, weights, eval)) => (weights, epoch, Some(eval)),
+        None => (trainer.head.valid().weights(&data.classes)?, history.len(), last_eval),
+    };
+    if let Some((mean, std)) = &standardisation {
+        weights.fold_standardisation(mean, std)?;
+    }
+    let samples_per_second = (split.train.len() * history.len()) as f64 / train_seconds_total.max(1e-9);
     let (confusion, test_probabilities) = match last_eval {
         Some(eval) => (Some(eval.confusion), eval.probabilities),
         None => (None, Vec::new()),
@@ -279,7 +343,26 @@ pub fn train_on<B: AutodiffBackend>(
         samples_per_second,
         device: which.describe(),
         class_weights,
+        best_epoch,
     })
+}
+
+/// Per-feature mean and standard deviation over `rows` (std floored at 1e-6: constant features
+/// stay finite).
+pub fn feature_statistics(data: &LabelledFeatures, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let n = rows.len().max(1) as f64;
+    let mut sum = vec![0.0f64; data.dim];
+    let mut sum_sq = vec![0.0f64; data.dim];
+    for &r in rows {
+        for ((s, q), &x) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(data.row(r)) {
+            *s += f64::from(x);
+            *q += f64::from(x) * f64::from(x);
+        }
+    }
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std: Vec<f32> =
+        sum.iter().zip(&sum_sq).map(|(s, q)| ((q / n - (s / n) * (s / n)).max(0.0).sqrt() as f32).max(1e-6)).collect();
+    (mean, std)
 }
 
 fn targets_tensor<B: burn::tensor::backend::Backend>(labels: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
@@ -337,6 +420,7 @@ impl<B: AutodiffBackend, O: Optimizer<Head<B>, B>> HeadTrainer<B, O> {
     }
 }
 
+#[derive(Clone)]
 struct Evaluation {
     loss: f64,
     confusion: ConfusionMatrix,

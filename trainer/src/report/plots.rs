@@ -191,3 +191,74 @@ pub fn confusion_matrix(matrix: &ConfusionMatrix, path: &Path) -> Result<()> {
     }
     save_png(path, buffer, width, height)
 }
+
+/// A task's ROC curve (spam recall against ham→spam false-positive rate, log scale, where the low
+/// false-positive end is what a mail operator cares about) and precision–recall curve, with the
+/// operating point the recipe chose marked on both.
+pub fn roc_and_precision_recall(
+    title: &str,
+    curves: &crate::evaluation::operating_point::Curves,
+    operating_point: Option<(f64, f64, f64)>,
+    path: &Path,
+) -> Result<()> {
+    ensure_font().map_err(|e| plot_error(path, e))?;
+    let (width, height) = (1200u32, 520u32);
+    let mut buffer = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let root = root.titled(title, ("sans-serif", 24)).map_err(|e| plot_error(path, e))?;
+        let (left, right) = root.split_horizontally(width / 2);
+        const FP_FLOOR: f64 = 1e-3;
+        let mut roc = ChartBuilder::on(&left)
+            .caption(format!("ROC (AUC {:.4})", curves.roc_auc), ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(42)
+            .y_label_area_size(60)
+            .build_cartesian_2d((FP_FLOOR..1.0).log_scale(), 0.0..1.0)
+            .map_err(|e| plot_error(path, e))?;
+        roc.configure_mesh()
+            .x_desc("ham→spam false-positive rate (log)")
+            .y_desc("spam recall")
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        roc.draw_series(LineSeries::new(
+            curves.points.iter().map(|p| (p.false_positive_rate.max(FP_FLOOR), p.recall)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(|e| plot_error(path, e))?;
+        for fp in [0.001, 0.01] {
+            roc.draw_series(LineSeries::new([(fp, 0.0), (fp, 1.0)], BLACK.mix(0.3)))
+                .map_err(|e| plot_error(path, e))?;
+        }
+        let mut pr = ChartBuilder::on(&right)
+            .caption(format!("precision–recall (AP {:.4})", curves.average_precision), ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(42)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..1.0, 0.5..1.0)
+            .map_err(|e| plot_error(path, e))?;
+        pr.configure_mesh().x_desc("spam recall").y_desc("spam precision").draw().map_err(|e| plot_error(path, e))?;
+        pr.draw_series(LineSeries::new(
+            curves.points.iter().skip(1).map(|p| (p.recall, p.precision.max(0.5))),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(|e| plot_error(path, e))?;
+        if let Some((fp, recall, precision)) = operating_point {
+            roc.draw_series(std::iter::once(Circle::new((fp.max(FP_FLOOR), recall), 6, RED.filled())))
+                .map_err(|e| plot_error(path, e))?
+                .label("chosen threshold (pooled folds)")
+                .legend(|(x, y)| Circle::new((x, y), 5, RED.filled()));
+            roc.configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| plot_error(path, e))?;
+            pr.draw_series(std::iter::once(Circle::new((recall, precision.max(0.5)), 6, RED.filled())))
+                .map_err(|e| plot_error(path, e))?;
+        }
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    save_png(path, buffer, width, height)
+}

@@ -1,0 +1,553 @@
+//! Honest evaluation of a head recipe: group-aware k-fold cross-validation over labelled image
+//! datasets, per task (e.g. Dredze personal / public / combined, Image Spam Hunter, all), with a
+//! calibrated operating point chosen inside each training fold.
+//!
+//! For every fold the recipe ([`fit_recipe`]) sees only the other folds: it holds out a
+//! group-aware validation part of them, trains (early stopping on validation when asked), fits a
+//! temperature on validation, and picks the spam threshold that keeps validation ham→spam false
+//! positives within the target. The held-out fold is then scored once. Reported numbers pool the
+//! out-of-fold scores of all folds: weighted F1 and ham→spam false positives both at the most
+//! probable class and at the recipe's own threshold, spam recall at 1% and 0.1% false positives,
+//! ROC AUC and average precision, with ROC and precision–recall plots.
+
+pub mod groups;
+pub mod operating_point;
+pub mod report;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Result, TrainerError};
+use crate::features::FeatureStore;
+use crate::head::data::canonical_class_order;
+use crate::head::{FeatureSource, HeadWeights, LabelledFeatures, NoTrainProgress, Split, TrainDevice, TrainOptions};
+use crate::metrics::{ConfusionMatrix, MetricsSummary};
+use groups::{NEAR_DUPLICATE_DISTANCE, dhash, group_by_hash, group_kfold, read_manifest_groups};
+use operating_point::{Curves, fit_temperature, threshold_for_false_positive_rate};
+
+/// How many values [`Pool::with_image_signals`] appends.
+pub const IMAGE_SIGNALS: usize = 7;
+
+/// The class whose false positives an operating point bounds, and the class it protects.
+pub const SPAM: &str = "spam";
+/// See [`SPAM`].
+pub const HAM: &str = "ham";
+
+/// A labelled image dataset: its folder (for `manifest.tsv` groups and image files) and the
+/// feature store made from it by `spamlens-train features`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSpec {
+    /// Short name used in task definitions and reports.
+    pub name: String,
+    /// Dataset root (`ROOT/<label>/…`).
+    pub root: PathBuf,
+    /// Its feature store.
+    pub store: PathBuf,
+}
+
+/// A task: the rows of some datasets, optionally only those under a path prefix
+/// (`dredze2007/spam/personal`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskSpec {
+    /// Task name in reports.
+    pub name: String,
+    /// `(dataset name, path prefix)`; an empty prefix takes the whole dataset.
+    pub members: Vec<(String, String)>,
+}
+
+impl TaskSpec {
+    /// Parses `NAME=DATASET[/PREFIX][+DATASET[/PREFIX]…]`.
+    pub fn parse(text: &str) -> Result<TaskSpec> {
+        let bad = |reason: &str| TrainerError::Dataset {
+            path: PathBuf::new(),
+            reason: format!("task '{text}': {reason} (expected NAME=DATASET[/PREFIX][+DATASET[/PREFIX]…])"),
+        };
+        let (name, members) = text.split_once('=').ok_or_else(|| bad("no '='"))?;
+        if name.trim().is_empty() {
+            return Err(bad("empty name"));
+        }
+        let members: Vec<(String, String)> = members
+            .split('+')
+            .map(|m| match m.trim().split_once('/') {
+                Some((d, prefix)) => (d.to_owned(), format!("{}/", prefix.trim_end_matches('/'))),
+                None => (m.trim().to_owned(), String::new()),
+            })
+            .collect();
+        if members.iter().any(|(d, _)| d.is_empty()) {
+            return Err(bad("empty dataset name"));
+        }
+        Ok(TaskSpec { name: name.trim().to_owned(), members })
+    }
+
+    /// The paper's tasks on the shared development sets (section 6): Dredze personal (ham vs
+    /// personal spam), public (ham vs the public spam archive), combined, Image Spam Hunter, and
+    /// everything together. Only those whose datasets are given.
+    pub fn standard(datasets: &[DatasetSpec]) -> Vec<TaskSpec> {
+        let has = |n: &str| datasets.iter().any(|d| d.name == n);
+        let mut tasks = Vec::new();
+        if has("dredze2007") {
+            for spec in [
+                "dredze-personal=dredze2007/ham+dredze2007/spam/personal",
+                "dredze-public=dredze2007/ham+dredze2007/spam/archive",
+                "dredze-combined=dredze2007",
+            ] {
+                tasks.extend(TaskSpec::parse(spec));
+            }
+        }
+        if has("image-spam-hunter") {
+            tasks.extend(TaskSpec::parse("image-spam-hunter=image-spam-hunter"));
+        }
+        if datasets.len() > 1 {
+            tasks.push(TaskSpec {
+                name: "all".into(),
+                members: datasets.iter().map(|d| (d.name.clone(), String::new())).collect(),
+            });
+        } else if tasks.is_empty() {
+            tasks.extend(
+                datasets
+                    .iter()
+                    .map(|d| TaskSpec { name: d.name.clone(), members: vec![(d.name.clone(), String::new())] }),
+            );
+        }
+        tasks
+    }
+}
+
+/// One image of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolRow {
+    /// Index into the datasets.
+    pub dataset: usize,
+    /// Path relative to the dataset root.
+    pub path: String,
+    /// Label name.
+    pub label: String,
+    /// Near-duplicate group (shared across datasets when the manifests say so).
+    pub group: usize,
+    /// Decoded width and height, and the file format (for [`Pool::with_image_signals`]).
+    pub size: (u32, u32),
+    /// See `size`.
+    pub format: String,
+}
+
+/// Every image of the given datasets, once (byte-identical copies dropped), with its features and
+/// its near-duplicate group.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// The datasets, in the order given.
+    pub datasets: Vec<DatasetSpec>,
+    /// One row per image.
+    pub rows: Vec<PoolRow>,
+    /// Features, row-major, `rows.len() × dim`.
+    pub features: Vec<f32>,
+    /// Feature width.
+    pub dim: usize,
+    /// Where the features came from (all stores must agree).
+    pub source: FeatureSource,
+    /// How groups were formed, per dataset (`manifest.tsv` or dHash).
+    pub grouping: Vec<String>,
+}
+
+impl Pool {
+    /// Reads the stores and forms the groups: a dataset's `manifest.tsv` `group` column where it has
+    /// one (its rows must all be listed), else dHash groups computed from its image files.
+    pub fn load(datasets: &[DatasetSpec]) -> Result<Pool> {
+        let mut rows = Vec::new();
+        let mut features = Vec::new();
+        let mut dim = 0;
+        let mut source: Option<FeatureSource> = None;
+        let mut seen = HashSet::new();
+        let mut group_keys: Vec<String> = Vec::new();
+        let mut grouping = Vec::new();
+        let mut hashed: Vec<(usize, u64)> = Vec::new();
+        for (index, spec) in datasets.iter().enumerate() {
+            let store = FeatureStore::read(&spec.store)?;
+            let this = FeatureSource::Backbone {
+                sha256: store.provenance.backbone_sha256.clone(),
+                preprocessing: store.provenance.preprocessing.clone(),
+            };
+            match &source {
+                None => {
+                    source = Some(this);
+                    dim = store.feature_dim;
+                }
+                Some(first) if *first != this || dim != store.feature_dim => {
+                    return Err(TrainerError::Store {
+                        path: spec.store.clone(),
+                        reason: format!(
+                            "its features ({}, {} wide) differ from the first store's ({}, {dim} wide); \
+                             stores of different backbones or preprocessings cannot be mixed",
+                            this.describe(),
+                            store.feature_dim,
+                            first.describe()
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+            let manifest = read_manifest_groups(&spec.root)?;
+            grouping.push(match &manifest {
+                Some(_) => format!("{}: manifest.tsv groups", spec.name),
+                None => format!("{}: dHash groups (Hamming ≤ {NEAR_DUPLICATE_DISTANCE})", spec.name),
+            });
+            for row in store.rows {
+                if !seen.insert(row.sha256.clone()) {
+                    continue;
+                }
+                let key = match &manifest {
+                    Some(groups) => match groups.get(&row.path) {
+                        Some(g) => format!("manifest:{g}"),
+                        None => {
+                            return Err(TrainerError::Dataset {
+                                path: spec.root.join("manifest.tsv"),
+                                reason: format!("'{}' (in {}) is not listed", row.path, spec.store.display()),
+                            });
+                        }
+                    },
+                    None => {
+                        let file = spec.root.join(&row.path);
+                        let bytes = std::fs::read(&file).map_err(|e| TrainerError::io(&file, e))?;
+                        let decoded =
+                            spamlens_core::decode_rgb(&bytes, &row.path, &spamlens_core::DecodeLimits::DEFAULT)?;
+                        hashed.push((rows.len(), dhash(&decoded.rgb)));
+                        String::new()
+                    }
+                };
+                features.extend_from_slice(&row.features);
+                group_keys.push(key);
+                rows.push(PoolRow {
+                    dataset: index,
+                    path: row.path,
+                    label: row.label,
+                    group: 0,
+                    size: (row.width, row.height),
+                    format: row.format,
+                });
+            }
+        }
+        let hash_groups = group_by_hash(&hashed.iter().map(|(_, h)| *h).collect::<Vec<_>>(), NEAR_DUPLICATE_DISTANCE);
+        for ((row, _), g) in hashed.iter().zip(hash_groups) {
+            group_keys[*row] = format!("dhash:{g}");
+        }
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        for (row, key) in rows.iter_mut().zip(group_keys) {
+            let next = ids.len();
+            row.group = *ids.entry(key).or_insert(next);
+        }
+        let source =
+            source.ok_or_else(|| TrainerError::Dataset { path: PathBuf::new(), reason: "no dataset given".into() })?;
+        Ok(Pool { datasets: datasets.to_vec(), rows, features, dim, source, grouping })
+    }
+
+    /// The experiment of the quality issue's "cheap extra signals": appends what the image file
+    /// itself says — log₂ width, log₂ height, log₂ aspect ratio, and the format (JPEG, PNG, GIF,
+    /// other) one-hot — to every feature vector. A head trained so takes [`IMAGE_SIGNALS`] more
+    /// inputs than the backbone gives, so it cannot be exported into the one-input graph.
+    pub fn with_image_signals(mut self) -> Pool {
+        let dim = self.dim + IMAGE_SIGNALS;
+        let mut features = Vec::with_capacity(self.rows.len() * dim);
+        for (row, chunk) in self.rows.iter().zip(self.features.chunks_exact(self.dim)) {
+            features.extend_from_slice(chunk);
+            let (w, h) = (row.size.0.max(1) as f32, row.size.1.max(1) as f32);
+            let format = row.format.to_ascii_uppercase();
+            let one_hot = |name: &str| f32::from(u8::from(format == name));
+            let other = f32::from(u8::from(!["JPEG", "PNG", "GIF"].contains(&format.as_str())));
+            features.extend([
+                w.log2(),
+                h.log2(),
+                (w / h).log2(),
+                one_hot("JPEG"),
+                one_hot("PNG"),
+                one_hot("GIF"),
+                other,
+            ]);
+        }
+        self.features = features;
+        self.dim = dim;
+        self
+    }
+
+    /// The rows of a task, in pool order.
+    pub fn task_rows(&self, task: &TaskSpec) -> Result<Vec<usize>> {
+        for (dataset, _) in &task.members {
+            if !self.datasets.iter().any(|d| &d.name == dataset) {
+                return Err(TrainerError::Dataset {
+                    path: PathBuf::new(),
+                    reason: format!("task '{}' names dataset '{dataset}', which was not given", task.name),
+                });
+            }
+        }
+        Ok((0..self.rows.len())
+            .filter(|&r| {
+                let row = &self.rows[r];
+                task.members
+                    .iter()
+                    .any(|(d, prefix)| self.datasets[row.dataset].name == *d && row.path.starts_with(prefix.as_str()))
+            })
+            .collect())
+    }
+
+    /// The rows as training data: features, labels in canonical class order, names.
+    pub fn labelled(&self, rows: &[usize]) -> LabelledFeatures {
+        let classes = canonical_class_order(rows.iter().map(|&r| self.rows[r].label.as_str()));
+        let mut features = Vec::with_capacity(rows.len() * self.dim);
+        for &r in rows {
+            features.extend_from_slice(&self.features[r * self.dim..(r + 1) * self.dim]);
+        }
+        LabelledFeatures {
+            features,
+            dim: self.dim,
+            labels: rows
+                .iter()
+                .map(|&r| classes.iter().position(|c| *c == self.rows[r].label).unwrap_or_default())
+                .collect(),
+            classes,
+            names: rows
+                .iter()
+                .map(|&r| format!("{}:{}", self.datasets[self.rows[r].dataset].name, self.rows[r].path))
+                .collect(),
+            source: self.source.clone(),
+            description: format!(
+                "{} images of {}",
+                rows.len(),
+                self.datasets.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// How a head is trained and its operating point chosen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recipe {
+    /// Training hyper-parameters (early stopping, if set, watches the validation part).
+    pub train: TrainOptions,
+    /// The validation part is one of this many group-aware folds of the training rows.
+    pub validation_folds: usize,
+    /// Fit a temperature on the validation part (calibrated probabilities).
+    pub calibrate: bool,
+    /// Target ham→spam false-positive rate for the spam threshold (on validation ham).
+    pub target_false_positive_rate: f64,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            train: TrainOptions::default(),
+            validation_folds: 5,
+            calibrate: true,
+            target_false_positive_rate: 0.01,
+        }
+    }
+}
+
+/// What [`fit_recipe`] made.
+#[derive(Debug, Clone)]
+pub struct FittedHead {
+    /// The head, temperature already folded into its last layer.
+    pub weights: HeadWeights,
+    /// The fitted temperature (1 without calibration).
+    pub temperature: f32,
+    /// The spam threshold (`None` when the task has no spam and ham classes).
+    pub spam_threshold: Option<f32>,
+    /// The epoch kept.
+    pub best_epoch: usize,
+    /// Rows trained on / used for validation.
+    pub train_rows: usize,
+    /// See `train_rows`.
+    pub validation_rows: usize,
+    /// Validation ham→spam false-positive rate at the threshold.
+    pub validation_false_positive_rate: Option<f64>,
+}
+
+/// Trains a head on `rows` of `data` with `recipe`: a group-aware validation part is held out of
+/// `rows` (`groups[i]` is row `i`'s group, indexed like `data`), then calibration and the
+/// threshold are fitted on it.
+pub fn fit_recipe(
+    data: &LabelledFeatures,
+    rows: &[usize],
+    groups: &[usize],
+    recipe: &Recipe,
+    device: TrainDevice,
+    seed: u64,
+) -> Result<FittedHead> {
+    let labels: Vec<usize> = rows.iter().map(|&r| data.labels[r]).collect();
+    let row_groups: Vec<usize> = rows.iter().map(|&r| groups[r]).collect();
+    let inner = group_kfold(&labels, &row_groups, data.classes.len(), recipe.validation_folds.max(2), seed)?;
+    let split = Split {
+        train: rows.iter().zip(&inner).filter(|(_, f)| **f != 0).map(|(r, _)| *r).collect(),
+        test: rows.iter().zip(&inner).filter(|(_, f)| **f == 0).map(|(r, _)| *r).collect(),
+    };
+    let outcome = crate::head::train(data, &split, &recipe.train, device, &mut NoTrainProgress)?;
+    let mut weights = outcome.weights;
+    let validation = data.gather(&split.test);
+    let validation_labels = data.gather_labels(&split.test);
+    let classes = data.classes.len();
+    let temperature =
+        if recipe.calibrate { fit_temperature(&weights.logits(&validation), &validation_labels, classes) } else { 1.0 };
+    weights.scale_logits(temperature);
+    let spam = data.classes.iter().position(|c| c == SPAM);
+    let ham = data.classes.iter().position(|c| c == HAM);
+    let (spam_threshold, validation_false_positive_rate) = match (spam, ham) {
+        (Some(spam), Some(ham)) => {
+            let probabilities = weights.probabilities(&validation);
+            let ham_scores: Vec<f32> = probabilities
+                .chunks_exact(classes)
+                .zip(&validation_labels)
+                .filter(|(_, l)| **l == ham)
+                .map(|(p, _)| p[spam])
+                .collect();
+            let t = threshold_for_false_positive_rate(&ham_scores, recipe.target_false_positive_rate, 0.5);
+            let fp = ham_scores.iter().filter(|&&s| s >= t).count() as f64 / ham_scores.len().max(1) as f64;
+            (Some(t), Some(fp))
+        }
+        _ => (None, None),
+    };
+    Ok(FittedHead {
+        weights,
+        temperature,
+        spam_threshold,
+        best_epoch: outcome.best_epoch,
+        train_rows: split.train.len(),
+        validation_rows: split.test.len(),
+        validation_false_positive_rate,
+    })
+}
+
+/// A cross-validation request.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossValidation {
+    /// Number of outer folds.
+    pub folds: usize,
+    /// Seeds the folds (the recipe's own seed seeds the weights).
+    pub seed: u64,
+    /// The recipe under test.
+    pub recipe: Recipe,
+    /// Whether the image's own size and format were appended to its features.
+    pub image_signals: bool,
+}
+
+/// Metrics of one task, from the pooled out-of-fold scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskResult {
+    /// The task.
+    pub task: TaskSpec,
+    /// Rows per class, in `classes` order.
+    pub counts: Vec<usize>,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Near-duplicate groups among the task's rows.
+    pub groups: usize,
+    /// Labels at the most probable class.
+    pub at_argmax: MetricsSummary,
+    /// Labels at each fold's own spam threshold (the deployable operating point).
+    pub at_threshold: Option<MetricsSummary>,
+    /// Each fold's spam threshold.
+    pub fold_thresholds: Vec<f32>,
+    /// Each fold's temperature.
+    pub fold_temperatures: Vec<f32>,
+    /// Each fold's kept epoch.
+    pub fold_epochs: Vec<usize>,
+    /// Spam recall at ≤ 1% ham→spam false positives (best threshold on the pooled scores).
+    pub recall_at_fp_1pct: Option<f64>,
+    /// Spam recall at ≤ 0.1% ham→spam false positives.
+    pub recall_at_fp_01pct: Option<f64>,
+    /// ROC and precision–recall curves of the spam score (spam vs ham rows).
+    #[serde(skip)]
+    pub curves: Option<Curves>,
+    /// Area under the ROC curve.
+    pub roc_auc: Option<f64>,
+    /// Average precision.
+    pub average_precision: Option<f64>,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Runs group-aware k-fold cross-validation of `cv.recipe` on one task. `progress` is told each
+/// finished fold.
+pub fn cross_validate(
+    pool: &Pool,
+    task: &TaskSpec,
+    cv: &CrossValidation,
+    device: TrainDevice,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<TaskResult> {
+    let started = std::time::Instant::now();
+    let rows = pool.task_rows(task)?;
+    let data = pool.labelled(&rows);
+    if data.classes.len() < 2 {
+        return Err(TrainerError::Dataset {
+            path: PathBuf::new(),
+            reason: format!("task '{}' has {} class(es); it needs two", task.name, data.classes.len()),
+        });
+    }
+    let groups: Vec<usize> = rows.iter().map(|&r| pool.rows[r].group).collect();
+    let classes = data.classes.len();
+    let folds = group_kfold(&data.labels, &groups, classes, cv.folds, cv.seed)?;
+    let mut probabilities = vec![0.0f32; data.len() * classes];
+    let mut threshold_of_row = vec![None; data.len()];
+    let (mut fold_thresholds, mut fold_temperatures, mut fold_epochs) = (Vec::new(), Vec::new(), Vec::new());
+    for fold in 0..cv.folds {
+        let train_rows: Vec<usize> = (0..data.len()).filter(|&r| folds[r] != fold).collect();
+        let test_rows: Vec<usize> = (0..data.len()).filter(|&r| folds[r] == fold).collect();
+        let fitted =
+            fit_recipe(&data, &train_rows, &groups, &cv.recipe, device, cv.seed.wrapping_add(fold as u64 + 1))?;
+        let p = fitted.weights.probabilities(&data.gather(&test_rows));
+        for (i, &r) in test_rows.iter().enumerate() {
+            probabilities[r * classes..(r + 1) * classes].copy_from_slice(&p[i * classes..(i + 1) * classes]);
+            threshold_of_row[r] = fitted.spam_threshold;
+        }
+        fold_thresholds.extend(fitted.spam_threshold);
+        fold_temperatures.push(fitted.temperature);
+        fold_epochs.push(fitted.best_epoch);
+        progress(fold + 1, cv.folds);
+    }
+    let names: Vec<&str> = data.classes.iter().map(String::as_str).collect();
+    let argmax = crate::head::inference::argmax_rows(&probabilities, classes);
+    let at_argmax = ConfusionMatrix::from_predictions(&names, &data.labels, &argmax)?.summary();
+    let spam = data.classes.iter().position(|c| c == SPAM);
+    let ham = data.classes.iter().position(|c| c == HAM);
+    let (mut at_threshold, mut curves) = (None, None);
+    if let (Some(spam), Some(ham)) = (spam, ham) {
+        let decided: Vec<usize> = probabilities
+            .chunks_exact(classes)
+            .zip(&threshold_of_row)
+            .map(|(row, t)| {
+                let thresholds: Vec<(usize, f32)> = t.iter().map(|&t| (spam, t)).collect();
+                spamlens_core::classifier::decide(row, &thresholds)
+            })
+            .collect();
+        at_threshold = Some(ConfusionMatrix::from_predictions(&names, &data.labels, &decided)?.summary());
+        let binary: Vec<usize> = (0..data.len()).filter(|&r| data.labels[r] == spam || data.labels[r] == ham).collect();
+        let scores: Vec<f32> = binary.iter().map(|&r| probabilities[r * classes + spam]).collect();
+        let is_spam: Vec<bool> = binary.iter().map(|&r| data.labels[r] == spam).collect();
+        curves = Some(Curves::new(&scores, &is_spam));
+    }
+    Ok(TaskResult {
+        task: task.clone(),
+        counts: data.class_counts(&(0..data.len()).collect::<Vec<_>>()),
+        classes: data.classes.clone(),
+        groups: groups.iter().collect::<HashSet<_>>().len(),
+        at_argmax,
+        at_threshold,
+        fold_thresholds,
+        fold_temperatures,
+        fold_epochs,
+        recall_at_fp_1pct: curves.as_ref().map(|c| c.recall_at_false_positive_rate(0.01)),
+        recall_at_fp_01pct: curves.as_ref().map(|c| c.recall_at_false_positive_rate(0.001)),
+        roc_auc: curves.as_ref().map(|c| c.roc_auc),
+        average_precision: curves.as_ref().map(|c| c.average_precision),
+        curves,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The dataset folder a store's rows were read from is needed for groups; this checks it exists.
+pub fn check_dataset_root(root: &Path) -> Result<()> {
+    if root.is_dir() {
+        Ok(())
+    } else {
+        Err(TrainerError::Dataset { path: root.to_path_buf(), reason: "not a folder".into() })
+    }
+}

@@ -1,0 +1,187 @@
+//! The evaluation report: a Markdown results table, the same as JSON, and one ROC / PR plot per task.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{CrossValidation, Pool, TaskResult};
+use crate::error::{Result, TrainerError};
+
+/// Everything an `evaluate` run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluationReport {
+    /// The spamlens version.
+    pub spamlens_version: String,
+    /// The command line that regenerates it.
+    pub command: String,
+    /// The cross-validation settings and recipe.
+    pub cross_validation: CrossValidation,
+    /// Datasets: name, root, store, how grouped.
+    pub datasets: Vec<serde_json::Value>,
+    /// The features' source.
+    pub features: String,
+    /// One entry per task.
+    pub tasks: Vec<TaskResult>,
+}
+
+impl EvaluationReport {
+    /// Collects the results.
+    pub fn new(command: String, cv: &CrossValidation, pool: &Pool, tasks: Vec<TaskResult>) -> Self {
+        let datasets = pool
+            .datasets
+            .iter()
+            .zip(&pool.grouping)
+            .map(|(d, g)| {
+                serde_json::json!({
+                    "name": d.name,
+                    "root": d.root.display().to_string(),
+                    "store": d.store.display().to_string(),
+                    "rows": pool.rows.iter().filter(|r| pool.datasets[r.dataset].name == d.name).count(),
+                    "grouping": g,
+                })
+            })
+            .collect();
+        EvaluationReport {
+            spamlens_version: env!("CARGO_PKG_VERSION").to_owned(),
+            command,
+            cross_validation: cv.clone(),
+            datasets,
+            features: pool.source.describe(),
+            tasks,
+        }
+    }
+
+    /// The results table and its context, as Markdown.
+    pub fn markdown(&self) -> String {
+        let cv = &self.cross_validation;
+        let r = &cv.recipe;
+        let t = &r.train;
+        let mut out = String::new();
+        out.push_str("# Image head: group-aware cross-validation\n\n");
+        out.push_str(&format!(
+            "Regenerate: `{}`\n\n{}-fold group-aware cross-validation (seed {}): near-duplicate groups never straddle \
+             folds. Inside each training fold, 1/{} of it (by groups) is held out for validation{}, {}and the spam \
+             threshold for ≤ {:.1}% validation ham→spam false positives (never below 0.5). Numbers pool the \
+             out-of-fold scores of all folds.\n\n",
+            self.command,
+            cv.folds,
+            cv.seed,
+            r.validation_folds,
+            if t.early_stopping.is_some() { " (early stopping)" } else { "" },
+            if r.calibrate { "temperature calibration " } else { "" },
+            100.0 * r.target_false_positive_rate
+        ));
+        out.push_str(&format!(
+            "Recipe: hidden {:?}, {} epochs{}, batch {}, Adam lr {}{}{}{}{}, class weights {}, seed {}. Features: {}.\n\n",
+            t.hidden,
+            t.epochs,
+            t.early_stopping.map(|p| format!(" (early stopping, patience {p})")).unwrap_or_default(),
+            t.batch_size,
+            t.learning_rate,
+            if t.cosine_schedule { " (cosine decay)" } else { "" },
+            if t.weight_decay > 0.0 { format!(", weight decay {}", t.weight_decay) } else { String::new() },
+            if t.dropout > 0.0 { format!(", dropout {}", t.dropout) } else { String::new() },
+            if t.standardize { ", standardised features" } else { "" },
+            if t.class_weights { "on" } else { "off" },
+            t.seed,
+            self.features
+        ));
+        if cv.image_signals {
+            out.push_str(
+                "Image signals (log₂ width, height, aspect ratio; format one-hot) appended to the features.\n\n",
+            );
+        }
+        out.push_str("| task | ham / spam (groups) | weighted F1 @argmax | ham→spam FP @argmax | weighted F1 @threshold | ham→spam FP @threshold | spam recall @threshold | recall @FP≤1% | recall @FP≤0.1% | ROC AUC | AP |\n");
+        out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        let pct = |v: Option<f64>| v.map(|v| format!("{:.2}%", 100.0 * v)).unwrap_or_else(|| "–".into());
+        let num = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into());
+        for task in &self.tasks {
+            let count = |c: &str| task.classes.iter().position(|x| x == c).map(|i| task.counts[i]).unwrap_or(0);
+            let recall = |m: &crate::metrics::MetricsSummary| {
+                m.classes.iter().find(|c| c.label == super::SPAM).map(|c| c.recall)
+            };
+            out.push_str(&format!(
+                "| {} | {} / {} ({}) | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                task.task.name,
+                count(super::HAM),
+                count(super::SPAM),
+                task.groups,
+                task.at_argmax.weighted_f1,
+                pct(task.at_argmax.ham_to_spam_false_positive_rate),
+                num(task.at_threshold.as_ref().map(|m| m.weighted_f1)),
+                pct(task.at_threshold.as_ref().and_then(|m| m.ham_to_spam_false_positive_rate)),
+                pct(task.at_threshold.as_ref().and_then(recall)),
+                pct(task.recall_at_fp_1pct),
+                pct(task.recall_at_fp_01pct),
+                num(task.roc_auc),
+                num(task.average_precision),
+            ));
+        }
+        out.push_str(
+            "\n@argmax: the most probable class (the paper's decision). @threshold: each fold's own threshold, \
+                      chosen on its validation part — what a deployed model does. recall @FP≤x: the best any threshold \
+                      could do on the pooled scores (an upper bound, read off the ROC curve).\n\n",
+        );
+        out.push_str("## Per class (at the threshold)\n\n| task | class | precision | recall | F1 | support |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
+        for task in &self.tasks {
+            let metrics = task.at_threshold.as_ref().unwrap_or(&task.at_argmax);
+            for c in &metrics.classes {
+                out.push_str(&format!(
+                    "| {} | {} | {:.4} | {:.4} | {:.4} | {} |\n",
+                    task.task.name, c.label, c.precision, c.recall, c.f1, c.support
+                ));
+            }
+        }
+        out.push_str("\n## Per fold\n\n| task | thresholds | temperatures | epochs kept | seconds |\n| --- | --- | --- | --- | ---: |\n");
+        let list = |v: &[f32]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
+        for task in &self.tasks {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {:.0} |\n",
+                task.task.name,
+                list(&task.fold_thresholds),
+                list(&task.fold_temperatures),
+                task.fold_epochs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                task.seconds
+            ));
+        }
+        out.push_str("\n## Data\n\n");
+        for d in &self.datasets {
+            out.push_str(&format!(
+                "- `{}`: {} rows from `{}` (store `{}`), {}\n",
+                d["name"].as_str().unwrap_or_default(),
+                d["rows"],
+                d["root"].as_str().unwrap_or_default(),
+                d["store"].as_str().unwrap_or_default(),
+                d["grouping"].as_str().unwrap_or_default()
+            ));
+        }
+        out
+    }
+
+    /// Writes `results.md`, `results.json` and `<task>.png` (unless `plots` is off) into `dir`.
+    pub fn write(&self, dir: &Path, plots: bool) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).map_err(|e| TrainerError::io(dir, e))?;
+        let mut files = Vec::new();
+        let md = dir.join("results.md");
+        crate::backbone::write_atomically(&md, self.markdown().as_bytes())?;
+        files.push(md);
+        let json = dir.join("results.json");
+        let text = serde_json::to_string_pretty(self).map_err(|e| TrainerError::Metrics(e.to_string()))?;
+        crate::backbone::write_atomically(&json, text.as_bytes())?;
+        files.push(json);
+        if plots {
+            for task in &self.tasks {
+                let Some(curves) = &task.curves else { continue };
+                let point = task.at_threshold.as_ref().and_then(|m| {
+                    let spam = m.classes.iter().find(|c| c.label == super::SPAM)?;
+                    Some((m.ham_to_spam_false_positive_rate?, spam.recall, spam.precision))
+                });
+                let path = dir.join(format!("{}.png", task.task.name));
+                let title = format!("{}: out-of-fold spam scores", task.task.name);
+                crate::report::plots::roc_and_precision_recall(&title, curves, point, &path)?;
+                files.push(path);
+            }
+        }
+        Ok(files)
+    }
+}
