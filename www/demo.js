@@ -272,7 +272,7 @@ async function main() {
     showModelInfo(scanner.info);
     // Start the threshold control at the model's operating point; the user can still move it.
     if (typeof scanner.info.thresholds?.spam === 'number') {
-      $('#threshold').value = String(Number(scanner.info.thresholds.spam.toFixed(3)));
+      $('#threshold').value = String(scanner.info.thresholds.spam);
       updateMessageVerdict();
     }
     Object.assign(document.body.dataset, { modelSource: scanner.info.source, modelSha256: scanner.info.sha256, simd: scanner.info.simd });

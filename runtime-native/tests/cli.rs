@@ -107,9 +107,23 @@ fn classify_with_the_built_in_model_labels_images_and_reports_bad_files() {
         assert!(["ham", "spam"].contains(&line["label"].as_str().unwrap()));
     }
     // The default model knows spam from ham on the development sets (mostly its training data,
-    // so this is a sanity check, not an evaluation).
-    let correct = lines[4..].iter().zip(&sample).filter(|(line, (_, label))| line["label"] == label.as_str()).count();
-    assert!(correct * 10 >= sample.len() * 9, "{correct}/{} correct\n{stdout}", sample.len());
+    // so this is a sanity check, not an evaluation). Its operating point is 1% ham→spam: the ham
+    // stays ham, and it pays in spam recall (see models/evaluation/results.md).
+    let called = |label: &str, said: &str| {
+        lines[4..].iter().zip(&sample).filter(|(line, (_, l))| l == label && line["label"] == said).count()
+    };
+    let (ham, spam) =
+        (sample.iter().filter(|(_, l)| l == "ham").count(), sample.iter().filter(|(_, l)| l == "spam").count());
+    assert!(called("ham", "spam") <= 1, "{} of {ham} ham called spam\n{stdout}", called("ham", "spam"));
+    assert!(called("spam", "spam") * 10 >= spam * 6, "{} of {spam} spam caught\n{stdout}", called("spam", "spam"));
+    // The label follows the model's threshold, not the most probable class.
+    let head = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default/head.onnx")).unwrap();
+    let head = spamlens_trainer::export::read_head_graph(&head, "head.onnx").unwrap();
+    let threshold: f64 = head.meta("spamlens.thresholds").unwrap().strip_prefix("spam=").unwrap().parse().unwrap();
+    for line in &lines[4..] {
+        let p_spam = line["probabilities"]["spam"].as_f64().unwrap();
+        assert_eq!(line["label"] == "spam", p_spam >= threshold - 1e-6, "threshold {threshold}: {line}");
+    }
     assert!(stderr.contains("classified") && stderr.contains("1 failed"), "{stderr}");
     // The combination is cached in SPAMLENS_CACHE and reused.
     let cached: Vec<_> = std::fs::read_dir(cache.path().join("models")).unwrap().collect();

@@ -77,10 +77,22 @@ fn scan_with_images_combines_text_and_image_verdicts() {
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ish = spamlens_integration_tests::imagespam_dataset("image-spam-hunter");
+    // The first of a few images of a class that the built-in model labels so on its own (its
+    // operating point trades recall for 1% ham→spam, so not every spam image is called spam).
     let pick = |label: &str| {
         let mut files: Vec<PathBuf> = std::fs::read_dir(ish.join(label)).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort();
-        std::fs::read(&files[3]).unwrap()
+        let out = spamlens()
+            .env("SPAMLENS_CACHE", cache.path())
+            .args(["classify", "--json", "--backbone"])
+            .arg(&backbone)
+            .args(&files[..8])
+            .output()
+            .unwrap();
+        let lines = json_lines(&out.stdout);
+        let index =
+            lines.iter().position(|l| l["label"] == label).unwrap_or_else(|| panic!("no {label} among {lines:?}"));
+        std::fs::read(&files[index]).unwrap()
     };
     let (spam_image, ham_image) = (pick("spam"), pick("ham"));
     let plain = "Hi Anna, the minutes of Tuesday's meeting are attached. See you next week, Tom";
@@ -129,9 +141,17 @@ fn scan_with_images_combines_text_and_image_verdicts() {
     let classified = images.iter().filter(|i| i["label"].is_string()).count();
     assert!(images.iter().all(|i| i["label"].is_string() || i["error"].is_string()));
     assert!(classified >= 40, "{classified} of {} images classified", images.len());
-    let spam_messages = lines.iter().filter(|l| l["message"].as_str().unwrap().contains("/spam-")).collect::<Vec<_>>();
+    // The corpus folder (`data/spam-1/…`, `data/hard-ham-1/…`) says which messages are spam.
+    let is_spam = |l: &&Value| l["message"].as_str().unwrap().contains("/data/spam-");
+    let (spam_messages, ham_messages): (Vec<&Value>, Vec<&Value>) = lines.iter().partition(is_spam);
+    assert_eq!((spam_messages.len(), ham_messages.len()), (11, 4));
     let caught = spam_messages.iter().filter(|l| l["verdict"]["label"] == "spam").count();
-    assert!(caught >= 9, "{caught} of {} spam messages with images called spam", spam_messages.len());
+    assert!(caught >= 6, "{caught} of {} spam messages with images called spam", spam_messages.len());
+    // The built-in image model's operating point (1% ham→spam) keeps newsletter banners and
+    // screenshots in ham mail from deciding a verdict (the paper-recipe head called 3 of these 4 spam).
+    for ham in &ham_messages {
+        assert!(!ham["verdict"]["decided_by"].as_str().unwrap().contains("image"), "{ham}");
+    }
 }
 
 #[test]

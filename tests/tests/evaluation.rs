@@ -188,3 +188,21 @@ fn an_operating_point_and_letterbox_travel_in_the_combined_graph() {
             .unwrap_err();
     assert!(err.to_string().contains("something else"), "{err}");
 }
+
+/// The committed default head is the evaluated recipe's final model: letterboxed features of the
+/// fetched backbone, a spam threshold for 1% ham→spam false positives, and how it was chosen.
+#[test]
+fn the_built_in_head_declares_letterbox_and_its_operating_point() {
+    let bytes = std::fs::read(fixtures::workspace_root().join("models/default/head.onnx")).unwrap();
+    let head = spamlens_trainer::export::read_head_graph(&bytes, "models/default/head.onnx").unwrap();
+    assert_eq!(head.meta(META_PREPROCESSING), Some(Preprocessing::RESNET_IMAGENET_LETTERBOX.describe().as_str()));
+    let labels = head.weights.labels.clone();
+    let thresholds = spamlens_core::classifier::parse_thresholds(head.meta(META_THRESHOLDS).unwrap(), &labels).unwrap();
+    assert_eq!(thresholds.len(), 1);
+    assert_eq!(labels[thresholds[0].0], "spam");
+    assert!((0.5..1.0).contains(&thresholds[0].1), "{thresholds:?}");
+    let point: serde_json::Value = serde_json::from_str(head.meta(META_OPERATING_POINT).unwrap()).unwrap();
+    assert_eq!(point["target_ham_to_spam_false_positive_rate"], 0.01);
+    let metrics: serde_json::Value = serde_json::from_str(head.meta("spamlens.metrics").unwrap()).unwrap();
+    assert_eq!(metrics["evaluation"], "group-aware cross-validation (out-of-fold)");
+}

@@ -10,6 +10,7 @@ use spamlens_core::{DecodeLimits, Fit};
 use spamlens_trainer::backbone;
 use spamlens_trainer::evaluation::report::EvaluationReport;
 use spamlens_trainer::evaluation::{CrossValidation, DatasetSpec, Pool, Recipe, TaskSpec, cross_validate, fit_recipe};
+
 use spamlens_trainer::export::{HeadProvenance, Precision, head_graph};
 use spamlens_trainer::features::{self, Backbone, ExtractOptions};
 use spamlens_trainer::head::{TrainDevice, TrainOptions};
@@ -74,6 +75,9 @@ pub struct RecipeArgs {
     /// Hidden layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "512")]
     hidden: Vec<usize>,
+    /// No hidden layer: multinomial logistic regression on the features (the smallest head).
+    #[arg(long, conflicts_with = "hidden")]
+    linear: bool,
     /// Most passes over the training rows.
     #[arg(long, default_value_t = 60)]
     epochs: usize,
@@ -120,12 +124,7 @@ pub struct RecipeArgs {
 
 impl RecipeArgs {
     fn recipe(&self) -> Result<(Recipe, TrainDevice)> {
-        if self.hidden.contains(&0) || self.epochs == 0 || self.batch_size == 0 {
-            bail!("--hidden widths, --epochs and --batch-size must be positive");
-        }
-        if !(0.0..1.0).contains(&self.dropout) || !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            bail!("--dropout must be in [0, 1) and --weight-decay non-negative");
-        }
+
         if !(0.0..1.0).contains(&self.target_fp) {
             bail!("--target-fp must be in [0, 1), got {}", self.target_fp);
         }
@@ -133,7 +132,7 @@ impl RecipeArgs {
             bail!("--validation-folds must be at least 2");
         }
         let train = TrainOptions {
-            hidden: self.hidden.clone(),
+            hidden: if self.linear { Vec::new() } else { self.hidden.clone() },
             epochs: self.epochs,
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
@@ -145,6 +144,7 @@ impl RecipeArgs {
             standardize: !self.no_standardize,
             early_stopping: (self.patience > 0).then_some(self.patience),
         };
+        train.check()?;
         let recipe = Recipe {
             train,
             validation_folds: self.validation_folds,
@@ -212,6 +212,12 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
             "task done"
         );
         results.push(result);
+    }
+    // A model trained on everything, read off per part: the standard tasks inside "all".
+    if let Some(all) = results.iter().find(|r| r.task.name == "all").cloned() {
+        for part in standard.iter().filter(|t| t.name != "all") {
+            results.push(spamlens_trainer::evaluation::sub_result(&pool, &all, part)?);
+        }
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = EvaluationReport::new(command, &cv, &pool, results);

@@ -86,9 +86,7 @@ impl HeadArgs {
             standardize: self.standardize,
             early_stopping: self.early_stopping,
         };
-        if !(0.0..1.0).contains(&self.dropout) || !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            bail!("--dropout must be in [0, 1) and --weight-decay non-negative");
-        }
+        options.check()?;
         Ok((options, TrainDevice::parse(&self.device)?))
     }
 }

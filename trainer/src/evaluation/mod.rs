@@ -433,6 +433,9 @@ pub struct CrossValidation {
 pub struct TaskResult {
     /// The task.
     pub task: TaskSpec,
+    /// When the numbers are read off another task's cross-validation (a model trained on all the
+    /// data, scored on this part of it): that task's name.
+    pub trained_on: Option<String>,
     /// Rows per class, in `classes` order.
     pub counts: Vec<usize>,
     /// Class names.
@@ -462,6 +465,19 @@ pub struct TaskResult {
     pub average_precision: Option<f64>,
     /// Seconds spent.
     pub seconds: f64,
+    /// The out-of-fold scores (kept for [`sub_result`]).
+    #[serde(skip)]
+    pub scores: Option<OutOfFold>,
+}
+
+impl TaskResult {
+    /// The task's name, with "(trained on …)" when read off another task's cross-validation.
+    pub fn display_name(&self) -> String {
+        match &self.trained_on {
+            Some(whole) => format!("{} (trained on {whole})", self.task.name),
+            None => self.task.name.clone(),
+        }
+    }
 }
 
 /// Runs group-aware k-fold cross-validation of `cv.recipe` on one task. `progress` is told each
@@ -503,43 +519,98 @@ pub fn cross_validate(
         fold_epochs.push(fitted.best_epoch);
         progress(fold + 1, cv.folds);
     }
-    let names: Vec<&str> = data.classes.iter().map(String::as_str).collect();
-    let argmax = crate::head::inference::argmax_rows(&probabilities, classes);
-    let at_argmax = ConfusionMatrix::from_predictions(&names, &data.labels, &argmax)?.summary();
-    let spam = data.classes.iter().position(|c| c == SPAM);
-    let ham = data.classes.iter().position(|c| c == HAM);
+    let scores =
+        OutOfFold { pool_rows: rows, labels: data.labels.clone(), probabilities, thresholds: threshold_of_row };
+    let mut result = summarise(task, &data.classes, &scores, groups.iter().collect::<HashSet<_>>().len())?;
+    result.fold_thresholds = fold_thresholds;
+    result.fold_temperatures = fold_temperatures;
+    result.fold_epochs = fold_epochs;
+    result.seconds = started.elapsed().as_secs_f64();
+    result.scores = Some(scores);
+    Ok(result)
+}
+
+/// The out-of-fold scores of a cross-validation: every row scored by the head of the fold that
+/// did not train on it, with that fold's spam threshold.
+#[derive(Debug, Clone)]
+pub struct OutOfFold {
+    /// Pool row of each scored row.
+    pub pool_rows: Vec<usize>,
+    /// Class index of each row (the task's class order).
+    pub labels: Vec<usize>,
+    /// Probabilities, row-major.
+    pub probabilities: Vec<f32>,
+    /// The spam threshold of the fold that scored each row.
+    pub thresholds: Vec<Option<f32>>,
+}
+
+/// The metrics of `task` read off another task's out-of-fold scores (the rows they share): how a
+/// model trained on everything does on each part of it.
+pub fn sub_result(pool: &Pool, whole: &TaskResult, task: &TaskSpec) -> Result<TaskResult> {
+    let scores = whole.scores.as_ref().ok_or_else(|| TrainerError::Metrics("no out-of-fold scores kept".into()))?;
+    let wanted: HashSet<usize> = pool.task_rows(task)?.into_iter().collect();
+    let keep: Vec<usize> = (0..scores.pool_rows.len()).filter(|&i| wanted.contains(&scores.pool_rows[i])).collect();
+    let classes = whole.classes.len();
+    let subset = OutOfFold {
+        pool_rows: keep.iter().map(|&i| scores.pool_rows[i]).collect(),
+        labels: keep.iter().map(|&i| scores.labels[i]).collect(),
+        probabilities: keep
+            .iter()
+            .flat_map(|&i| scores.probabilities[i * classes..(i + 1) * classes].to_vec())
+            .collect(),
+        thresholds: keep.iter().map(|&i| scores.thresholds[i]).collect(),
+    };
+    let groups = subset.pool_rows.iter().map(|&r| pool.rows[r].group).collect::<HashSet<_>>().len();
+    let mut result = summarise(task, &whole.classes, &subset, groups)?;
+    result.trained_on = Some(whole.task.name.clone());
+    Ok(result)
+}
+
+fn summarise(task: &TaskSpec, class_names: &[String], scores: &OutOfFold, groups: usize) -> Result<TaskResult> {
+    let classes = class_names.len();
+    let names: Vec<&str> = class_names.iter().map(String::as_str).collect();
+    let argmax = crate::head::inference::argmax_rows(&scores.probabilities, classes);
+    let at_argmax = ConfusionMatrix::from_predictions(&names, &scores.labels, &argmax)?.summary();
+    let spam = class_names.iter().position(|c| c == SPAM);
+    let ham = class_names.iter().position(|c| c == HAM);
     let (mut at_threshold, mut curves) = (None, None);
     if let (Some(spam), Some(ham)) = (spam, ham) {
-        let decided: Vec<usize> = probabilities
+        let decided: Vec<usize> = scores
+            .probabilities
             .chunks_exact(classes)
-            .zip(&threshold_of_row)
+            .zip(&scores.thresholds)
             .map(|(row, t)| {
                 let thresholds: Vec<(usize, f32)> = t.iter().map(|&t| (spam, t)).collect();
                 spamlens_core::classifier::decide(row, &thresholds)
             })
             .collect();
-        at_threshold = Some(ConfusionMatrix::from_predictions(&names, &data.labels, &decided)?.summary());
-        let binary: Vec<usize> = (0..data.len()).filter(|&r| data.labels[r] == spam || data.labels[r] == ham).collect();
-        let scores: Vec<f32> = binary.iter().map(|&r| probabilities[r * classes + spam]).collect();
-        let is_spam: Vec<bool> = binary.iter().map(|&r| data.labels[r] == spam).collect();
-        curves = Some(Curves::new(&scores, &is_spam));
+        at_threshold = Some(ConfusionMatrix::from_predictions(&names, &scores.labels, &decided)?.summary());
+        let binary: Vec<usize> =
+            (0..scores.labels.len()).filter(|&r| scores.labels[r] == spam || scores.labels[r] == ham).collect();
+        let spam_scores: Vec<f32> = binary.iter().map(|&r| scores.probabilities[r * classes + spam]).collect();
+        let is_spam: Vec<bool> = binary.iter().map(|&r| scores.labels[r] == spam).collect();
+        curves = Some(Curves::new(&spam_scores, &is_spam));
     }
+    let mut counts = vec![0; classes];
+    scores.labels.iter().for_each(|&l| counts[l] += 1);
     Ok(TaskResult {
         task: task.clone(),
-        counts: data.class_counts(&(0..data.len()).collect::<Vec<_>>()),
-        classes: data.classes.clone(),
-        groups: groups.iter().collect::<HashSet<_>>().len(),
+        trained_on: None,
+        counts,
+        classes: class_names.to_vec(),
+        groups,
         at_argmax,
         at_threshold,
-        fold_thresholds,
-        fold_temperatures,
-        fold_epochs,
+        fold_thresholds: Vec::new(),
+        fold_temperatures: Vec::new(),
+        fold_epochs: Vec::new(),
         recall_at_fp_1pct: curves.as_ref().map(|c| c.recall_at_false_positive_rate(0.01)),
         recall_at_fp_01pct: curves.as_ref().map(|c| c.recall_at_false_positive_rate(0.001)),
         roc_auc: curves.as_ref().map(|c| c.roc_auc),
         average_precision: curves.as_ref().map(|c| c.average_precision),
         curves,
-        seconds: started.elapsed().as_secs_f64(),
+        scores: None,
+        seconds: 0.0,
     })
 }
 

@@ -72,7 +72,7 @@ impl EvaluationReport {
             100.0 * r.target_false_positive_rate
         ));
         out.push_str(&format!(
-            "Recipe: hidden {:?}, {} epochs{}, batch {}, Adam lr {}{}{}{}{}, class weights {}, seed {}. Features: {}.\n\n",
+            "Recipe: hidden layers {:?}, {} epochs{}, batch {}, Adam lr {}{}{}{}{}, class weights {}, seed {}. Features: {}.\n\n",
             t.hidden,
             t.epochs,
             t.early_stopping.map(|p| format!(" (early stopping, patience {p})")).unwrap_or_default(),
@@ -102,7 +102,7 @@ impl EvaluationReport {
             };
             out.push_str(&format!(
                 "| {} | {} / {} ({}) | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                task.task.name,
+                task.display_name(),
                 count(super::HAM),
                 count(super::SPAM),
                 task.groups,
@@ -118,6 +118,10 @@ impl EvaluationReport {
             ));
         }
         out.push_str(
+            "\n(trained on all): that task's rows within the `all` cross-validation — a model trained on every \
+             dataset, as the shipped one is, scored on that part.\n",
+        );
+        out.push_str(
             "\n@argmax: the most probable class (the paper's decision). @threshold: each fold's own threshold, \
                       chosen on its validation part — what a deployed model does. recall @FP≤x: the best any threshold \
                       could do on the pooled scores (an upper bound, read off the ROC curve).\n\n",
@@ -128,13 +132,18 @@ impl EvaluationReport {
             for c in &metrics.classes {
                 out.push_str(&format!(
                     "| {} | {} | {:.4} | {:.4} | {:.4} | {} |\n",
-                    task.task.name, c.label, c.precision, c.recall, c.f1, c.support
+                    task.display_name(),
+                    c.label,
+                    c.precision,
+                    c.recall,
+                    c.f1,
+                    c.support
                 ));
             }
         }
         out.push_str("\n## Per fold\n\n| task | thresholds | temperatures | epochs kept | seconds |\n| --- | --- | --- | --- | ---: |\n");
         let list = |v: &[f32]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
-        for task in &self.tasks {
+        for task in self.tasks.iter().filter(|t| t.trained_on.is_none()) {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {:.0} |\n",
                 task.task.name,
@@ -170,13 +179,15 @@ impl EvaluationReport {
         crate::backbone::write_atomically(&json, text.as_bytes())?;
         files.push(json);
         if plots {
-            for task in &self.tasks {
+            // One plot per cross-validated task (the parts of `all` are in its table and JSON).
+            for task in self.tasks.iter().filter(|t| t.trained_on.is_none()) {
                 let Some(curves) = &task.curves else { continue };
+                let file = task.task.name.clone();
                 let point = task.at_threshold.as_ref().and_then(|m| {
                     let spam = m.classes.iter().find(|c| c.label == super::SPAM)?;
                     Some((m.ham_to_spam_false_positive_rate?, spam.recall, spam.precision))
                 });
-                let path = dir.join(format!("{}.png", task.task.name));
+                let path = dir.join(format!("{file}.png"));
                 let title = format!("{}: out-of-fold spam scores", task.task.name);
                 crate::report::plots::roc_and_precision_recall(&title, curves, point, &path)?;
                 files.push(path);

@@ -67,6 +67,26 @@ impl Default for TrainOptions {
     }
 }
 
+impl TrainOptions {
+    /// Checks the hyper-parameters a command line can get wrong; the error says which and why.
+    pub fn check(&self) -> Result<()> {
+        let bad = |reason: &str| Err(TrainerError::Dataset { path: "options".into(), reason: reason.to_owned() });
+        if self.hidden.contains(&0) || self.epochs == 0 || self.batch_size == 0 {
+            return bad("hidden widths, epochs and batch size must be positive");
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad("the learning rate must be positive");
+        }
+        if !((0.0..1.0).contains(&self.dropout) && self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("dropout must be in [0, 1) and weight decay non-negative");
+        }
+        if self.early_stopping == Some(0) {
+            return bad("early-stopping patience must be at least one epoch");
+        }
+        Ok(())
+    }
+}
+
 /// Where the training runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrainDevice {
