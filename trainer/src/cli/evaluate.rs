@@ -49,8 +49,9 @@ pub struct EvaluateArgs {
     /// Skip the PNG plots.
     #[arg(long)]
     no_plots: bool,
-    /// Experiment: append the image's own size, aspect ratio and format to its features (a head
-    /// trained so cannot be exported: the graph's input is the image alone).
+    /// Experiment: append the image's own size, aspect ratio, format, colour count and edge
+    /// density to its features (a head trained so cannot be exported: the graph's input is the
+    /// image alone).
     #[arg(long, conflicts_with = "final_model")]
     image_signals: bool,
     /// Also train the final model with the same recipe on every row of --final-task (its own
@@ -124,7 +125,6 @@ pub struct RecipeArgs {
 
 impl RecipeArgs {
     fn recipe(&self) -> Result<(Recipe, TrainDevice)> {
-
         if !(0.0..1.0).contains(&self.target_fp) {
             bail!("--target-fp must be in [0, 1), got {}", self.target_fp);
         }
@@ -165,7 +165,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
     let datasets = prepare_stores(&args, &backbone_path)?;
     let mut pool = Pool::load(&datasets).context("loading the feature stores and near-duplicate groups")?;
     if args.image_signals {
-        pool = pool.with_image_signals();
+        pool = pool.with_image_signals().context("computing the image signals")?;
     }
     let standard = TaskSpec::standard(&datasets);
     let tasks: Vec<TaskSpec> = if args.tasks.is_empty() {

@@ -28,7 +28,35 @@ use groups::{NEAR_DUPLICATE_DISTANCE, dhash, group_by_hash, group_kfold, read_ma
 use operating_point::{Curves, fit_temperature, threshold_for_false_positive_rate};
 
 /// How many values [`Pool::with_image_signals`] appends.
-pub const IMAGE_SIGNALS: usize = 7;
+pub const IMAGE_SIGNALS: usize = 9;
+
+/// log₂(1 + distinct colours) (counted up to 2¹⁶) and the share of pixels whose grey-level
+/// gradient |dx| + |dy| exceeds 64: text-on-flat-background spam has few colours and sharp edges.
+pub fn colour_and_edge_signals(rgb: &image::RgbImage) -> [f32; 2] {
+    let mut colours = HashSet::new();
+    for px in rgb.pixels() {
+        if colours.len() >= 1 << 16 {
+            break;
+        }
+        colours.insert(px.0);
+    }
+    let (w, h) = rgb.dimensions();
+    let grey = |x: u32, y: u32| {
+        let p = rgb.get_pixel(x, y).0;
+        (u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000
+    };
+    let mut edges = 0u64;
+    for y in 0..h.saturating_sub(1) {
+        for x in 0..w.saturating_sub(1) {
+            let g = grey(x, y);
+            if g.abs_diff(grey(x + 1, y)) + g.abs_diff(grey(x, y + 1)) > 64 {
+                edges += 1;
+            }
+        }
+    }
+    let inner = u64::from(w.saturating_sub(1)) * u64::from(h.saturating_sub(1));
+    [(1.0 + colours.len() as f32).log2(), edges as f32 / inner.max(1) as f32]
+}
 
 /// The class whose false positives an operating point bounds, and the class it protects.
 pub const SPAM: &str = "spam";
@@ -241,14 +269,29 @@ impl Pool {
         Ok(Pool { datasets: datasets.to_vec(), rows, features, dim, source, grouping })
     }
 
-    /// The experiment of the quality issue's "cheap extra signals": appends what the image file
-    /// itself says — log₂ width, log₂ height, log₂ aspect ratio, and the format (JPEG, PNG, GIF,
-    /// other) one-hot — to every feature vector. A head trained so takes [`IMAGE_SIGNALS`] more
-    /// inputs than the backbone gives, so it cannot be exported into the one-input graph.
-    pub fn with_image_signals(mut self) -> Pool {
+    /// The experiment of the quality issue's "cheap extra signals": appends what the image itself
+    /// says — log₂ width, log₂ height, log₂ aspect ratio, the format (JPEG, PNG, GIF, other)
+    /// one-hot, log₂ of its number of distinct colours and its edge density (share of pixels
+    /// whose grey-level gradient |dx| + |dy| exceeds 64) — to every feature vector. The images are
+    /// decoded again for the last two. A head trained so takes [`IMAGE_SIGNALS`] more inputs than
+    /// the backbone gives, so it cannot be exported into the one-input graph.
+    pub fn with_image_signals(mut self) -> Result<Pool> {
+        use rayon::prelude::*;
+        let pixel_signals: Vec<[f32; 2]> = self
+            .rows
+            .par_iter()
+            .map(|row| {
+                let file = self.datasets[row.dataset].root.join(&row.path);
+                let bytes = std::fs::read(&file).map_err(|e| TrainerError::io(&file, e))?;
+                let decoded = spamlens_core::decode_rgb(&bytes, &row.path, &spamlens_core::DecodeLimits::DEFAULT)?;
+                Ok(colour_and_edge_signals(&decoded.rgb))
+            })
+            .collect::<Result<_>>()?;
         let dim = self.dim + IMAGE_SIGNALS;
         let mut features = Vec::with_capacity(self.rows.len() * dim);
-        for (row, chunk) in self.rows.iter().zip(self.features.chunks_exact(self.dim)) {
+        for ((row, chunk), [colours, edges]) in
+            self.rows.iter().zip(self.features.chunks_exact(self.dim)).zip(pixel_signals)
+        {
             features.extend_from_slice(chunk);
             let (w, h) = (row.size.0.max(1) as f32, row.size.1.max(1) as f32);
             let format = row.format.to_ascii_uppercase();
@@ -262,11 +305,13 @@ impl Pool {
                 one_hot("PNG"),
                 one_hot("GIF"),
                 other,
+                colours,
+                edges,
             ]);
         }
         self.features = features;
         self.dim = dim;
-        self
+        Ok(self)
     }
 
     /// The rows of a task, in pool order.
@@ -620,5 +665,37 @@ pub fn check_dataset_root(root: &Path) -> Result<()> {
         Ok(())
     } else {
         Err(TrainerError::Dataset { path: root.to_path_buf(), reason: "not a folder".into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_like_images_have_few_colours_and_sharp_edges() {
+        let stripes = image::RgbImage::from_fn(100, 100, |x, _| image::Rgb(if x % 10 < 5 { [0; 3] } else { [255; 3] }));
+        let [colours, edges] = colour_and_edge_signals(&stripes);
+        assert!((colours - 3f32.log2()).abs() < 1e-6, "{colours}");
+        assert!((edges - 0.2).abs() < 0.02, "{edges}");
+        let smooth = image::RgbImage::from_fn(256, 64, |x, y| image::Rgb([x as u8, y as u8, 128]));
+        let [colours, edges] = colour_and_edge_signals(&smooth);
+        assert!(colours > 13.0, "{colours}");
+        assert_eq!(edges, 0.0);
+        assert_eq!(colour_and_edge_signals(&image::RgbImage::new(1, 1)), [1.0, 0.0]);
+    }
+
+    #[test]
+    fn task_specs_parse_and_refuse_nonsense() {
+        let t = TaskSpec::parse("personal=dredze2007/ham+dredze2007/spam/personal").unwrap();
+        assert_eq!(t.name, "personal");
+        assert_eq!(
+            t.members,
+            [("dredze2007".to_owned(), "ham/".to_owned()), ("dredze2007".to_owned(), "spam/personal/".to_owned())]
+        );
+        assert_eq!(TaskSpec::parse("all=a+b").unwrap().members[1], ("b".to_owned(), String::new()));
+        for bad in ["nothing", "=a", "x=", "x=a+"] {
+            assert!(TaskSpec::parse(bad).is_err(), "{bad}");
+        }
     }
 }

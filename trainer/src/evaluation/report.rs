@@ -88,7 +88,7 @@ impl EvaluationReport {
         ));
         if cv.image_signals {
             out.push_str(
-                "Image signals (log₂ width, height, aspect ratio; format one-hot) appended to the features.\n\n",
+                "Image signals (log₂ width, height, aspect ratio; format one-hot; log₂ colour count; edge density) appended to the features.\n\n",
             );
         }
         out.push_str("| task | ham / spam (groups) | weighted F1 @argmax | ham→spam FP @argmax | weighted F1 @threshold | ham→spam FP @threshold | spam recall @threshold | recall @FP≤1% | recall @FP≤0.1% | ROC AUC | AP |\n");
