@@ -26,7 +26,7 @@ fn bench_backend<B: burn::tensor::backend::AutodiffBackend>(c: &mut Criterion, n
     group.sample_size(10);
     for batch in BATCHES {
         let (x, y) = features(batch);
-        let mut trainer = HeadTrainer::<B, _>::new(&config, &[1.0, 1.0], 1e-3, 1, device);
+        let mut trainer = HeadTrainer::<B, _>::new(&config, &[1.0, 1.0], 1e-3, 0.0, 1, device);
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, _| {
             b.iter(|| trainer.step(x.clone(), &y));

@@ -206,3 +206,23 @@ fn the_built_in_head_declares_letterbox_and_its_operating_point() {
     let metrics: serde_json::Value = serde_json::from_str(head.meta("spamlens.metrics").unwrap()).unwrap();
     assert_eq!(metrics["evaluation"], "group-aware cross-validation (out-of-fold)");
 }
+
+/// Stores of centre-crop and letterboxed features are never mixed, neither by `train` (through
+/// `LabelledFeatures::from_stores`) nor by `evaluate` (through `Pool::load`).
+#[test]
+fn stores_of_different_preprocessings_are_refused() {
+    let store = fixtures::dataset_features("image-spam-hunter");
+    let mut letterboxed = spamlens_trainer::features::FeatureStore::read(&store).unwrap();
+    letterboxed.provenance.preprocessing = Preprocessing::RESNET_IMAGENET_LETTERBOX.describe();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("ish.letterbox.parquet");
+    letterboxed.write(&other).unwrap();
+    let err = spamlens_trainer::head::LabelledFeatures::from_stores(&[store.clone(), other.clone()]).unwrap_err();
+    assert!(err.to_string().contains("different preprocessings"), "{err}");
+    let specs = [
+        DatasetSpec { name: "a".into(), root: fixtures::imagespam_dataset("image-spam-hunter"), store },
+        DatasetSpec { name: "b".into(), root: fixtures::imagespam_dataset("image-spam-hunter"), store: other },
+    ];
+    let err = Pool::load(&specs).unwrap_err();
+    assert!(err.to_string().contains("cannot be mixed"), "{err}");
+}

@@ -15,7 +15,7 @@ pub mod operating_point;
 pub mod report;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -657,15 +657,6 @@ fn summarise(task: &TaskSpec, class_names: &[String], scores: &OutOfFold, groups
         scores: None,
         seconds: 0.0,
     })
-}
-
-/// The dataset folder a store's rows were read from is needed for groups; this checks it exists.
-pub fn check_dataset_root(root: &Path) -> Result<()> {
-    if root.is_dir() {
-        Ok(())
-    } else {
-        Err(TrainerError::Dataset { path: root.to_path_buf(), reason: "not a folder".into() })
-    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,18 @@ impl LabelledFeatures {
                     ),
                 });
             }
+            if store.provenance.preprocessing != reference.preprocessing {
+                return Err(TrainerError::Store {
+                    path: path.clone(),
+                    reason: format!(
+                        "features were preprocessed as '{}', but {} holds features preprocessed as '{}'; \
+                         features of different preprocessings (centre crop, letterbox) cannot be mixed",
+                        store.provenance.preprocessing,
+                        first.display(),
+                        reference.preprocessing
+                    ),
+                });
+            }
             if store.feature_dim != dim {
                 return Err(TrainerError::Store {
                     path: path.clone(),

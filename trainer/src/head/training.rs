@@ -271,13 +271,14 @@ pub fn train_on<B: AutodiffBackend>(
         None => data,
     };
     let config = HeadConfig { input_dim: data.dim, hidden: options.hidden.clone(), classes, dropout: options.dropout };
-    let mut trainer = HeadTrainer::<B, _>::new(&config, &class_weights, options.learning_rate, options.seed, device);
-    if options.weight_decay > 0.0 {
-        trainer.optimizer = AdamConfig::new()
-            .with_epsilon(1e-7)
-            .with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(options.weight_decay as f32)))
-            .init::<B, Head<B>>();
-    }
+    let mut trainer = HeadTrainer::<B, _>::new(
+        &config,
+        &class_weights,
+        options.learning_rate,
+        options.weight_decay,
+        options.seed,
+        device,
+    );
     let test_loss_fn = CrossEntropyLossConfig::new().init::<B::InnerBackend>(device);
 
     let steps_per_epoch = split.train.len().div_ceil(options.batch_size);
@@ -310,6 +311,7 @@ pub fn train_on<B: AutodiffBackend>(
         let train_seconds = started.elapsed().as_secs_f64();
         train_seconds_total += train_seconds;
 
+        let mut stop = false;
         let mut record = EpochRecord {
             epoch,
             train_loss: loss_sum / split.train.len() as f64,
@@ -324,23 +326,18 @@ pub fn train_on<B: AutodiffBackend>(
             record.test_weighted_f1 = Some(eval.confusion.weighted_f1());
             record.test_accuracy = Some(eval.confusion.accuracy());
             if let Some(patience) = options.early_stopping {
-                let loss = eval.loss;
-                if best.as_ref().is_none_or(|(b, ..)| loss < *b) {
-                    best = Some((loss, epoch, trainer.head.valid().weights(&data.classes)?, eval.clone()));
+                if best.as_ref().is_none_or(|(b, ..)| eval.loss < *b) {
+                    best = Some((eval.loss, epoch, trainer.head.valid().weights(&data.classes)?, eval.clone()));
                 }
-                let best_epoch = best.as_ref().map_or(epoch, |(_, e, ..)| *e);
-                last_eval = Some(eval);
-                progress.epoch(&record);
-                history.push(record);
-                if epoch - best_epoch >= patience {
-                    break;
-                }
-                continue;
+                stop = best.as_ref().is_some_and(|(_, best_epoch, ..)| epoch - best_epoch >= patience);
             }
             last_eval = Some(eval);
         }
         progress.epoch(&record);
         history.push(record);
+        if stop {
+            break;
+        }
     }
 
     let (mut weights, best_epoch, last_eval) = match best {
@@ -404,8 +401,16 @@ pub struct HeadTrainer<B: AutodiffBackend, O: Optimizer<Head<B>, B>> {
 
 impl<B: AutodiffBackend> HeadTrainer<B, OptimizerAdaptor<Adam, Head<B>, B>> {
     /// Seeds the backend, initialises a head and Adam (Keras's ε = 1e-7, as in the reference code;
-    /// burn's default is 1e-5), with the loss weighted by `class_weights`.
-    pub fn new(config: &HeadConfig, class_weights: &[f32], learning_rate: f64, seed: u64, device: &B::Device) -> Self {
+    /// burn's default is 1e-5; L2 `weight_decay` when positive), with the loss weighted by
+    /// `class_weights`.
+    pub fn new(
+        config: &HeadConfig,
+        class_weights: &[f32],
+        learning_rate: f64,
+        weight_decay: f64,
+        seed: u64,
+        device: &B::Device,
+    ) -> Self {
         // Backends keep one global RNG: seeding and drawing the initial weights must not interleave
         // with another head's in the same process, or "same seed, same model" breaks.
         static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -416,7 +421,12 @@ impl<B: AutodiffBackend> HeadTrainer<B, OptimizerAdaptor<Adam, Head<B>, B>> {
         };
         HeadTrainer {
             head,
-            optimizer: AdamConfig::new().with_epsilon(1e-7).init::<B, Head<B>>(),
+            optimizer: AdamConfig::new()
+                .with_epsilon(1e-7)
+                .with_weight_decay(
+                    (weight_decay > 0.0).then(|| burn::optim::decay::WeightDecayConfig::new(weight_decay as f32)),
+                )
+                .init::<B, Head<B>>(),
             loss: CrossEntropyLossConfig::new().with_weights(Some(class_weights.to_vec())).init::<B>(device),
             learning_rate,
             input_dim: config.input_dim,
