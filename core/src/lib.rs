@@ -21,18 +21,21 @@ pub use classifier::{Classifier, Scores, Verdict};
 pub use decode::{DecodeLimits, DecodedImage, ImageFormatName, decode_rgb, detect_format};
 pub use error::{Error, Result};
 pub use model::{Batching, Model, ModelOptions, ModelOutputs, OutputTensor};
-pub use preprocess::{Fit, Preprocessing};
+pub use preprocess::{Fit, MAX_TILES, Preprocessing, TILE_MIN_ASPECT};
 
 /// The name of the 2048-d feature output of the spamlens backbone graph.
 pub const FEATURES_OUTPUT: &str = "features";
 /// The width of the backbone's feature vector.
 pub const FEATURE_DIM: usize = 2048;
 
-/// An image decoded and preprocessed into one input tensor, with what was learnt on the way.
+/// An image decoded and preprocessed into input tensors, with what was learnt on the way.
 #[derive(Debug, Clone)]
 pub struct PreparedImage {
-    /// `3 × crop × crop` normalised floats, channel-major.
+    /// `3 × crop × crop` normalised floats, channel-major, per view: one view, or for
+    /// [`Fit::Tiles`] the letterbox and each tile one after the other.
     pub tensor: Vec<f32>,
+    /// How many views `tensor` holds.
+    pub views: usize,
     /// Width of the decoded image in pixels.
     pub width: u32,
     /// Height of the decoded image in pixels.
@@ -50,5 +53,6 @@ pub fn prepare_image(
 ) -> Result<PreparedImage> {
     let decoded = decode_rgb(bytes, input, limits)?;
     let tensor = preprocessing.tensor(&decoded.rgb, input)?;
-    Ok(PreparedImage { tensor, width: decoded.width(), height: decoded.height(), format: decoded.format })
+    let views = tensor.len() / preprocessing.values_per_image().max(1);
+    Ok(PreparedImage { tensor, views, width: decoded.width(), height: decoded.height(), format: decoded.format })
 }

@@ -1,8 +1,9 @@
 //! RGB8 image → the normalised NCHW f32 tensor the backbone expects.
 //!
-//! Two geometries ([`Fit`]): the ImageNet centre crop, and a letterbox that keeps the whole image
-//! (image spam is often a wide banner or a tall strip, whose text a centre crop cuts away). A model
-//! declares which one it was trained with in its `spamlens.preprocessing` metadata.
+//! Three geometries ([`Fit`]): the ImageNet centre crop, a letterbox that keeps the whole image
+//! (image spam is often a wide banner or a tall strip, whose text a centre crop cuts away), and the
+//! letterbox plus square tiles along the longer side (several views of one image, whose features are
+//! averaged). A model declares which one it was trained with in its `spamlens.preprocessing` metadata.
 //!
 //! The centre-crop recipe is the one `../shared/models/PROVENANCE.md` documents for the pretrained ResNet-50
 //! (torchvision's `Resize(256)` + `CenterCrop(224)` + `Normalize`): shorter side → 256 with an
@@ -29,7 +30,19 @@ pub enum Fit {
     /// Longer side → `crop` (aspect kept), centred on a `crop` square filled with the mean colour
     /// (zero after normalisation): nothing of the image is cut away.
     Letterbox,
+    /// The letterbox view plus, for an image more than [`TILE_MIN_ASPECT`] times longer than wide
+    /// (or tall), up to [`MAX_TILES`] squares of its shorter side spread along the longer side, each
+    /// resized to `crop`: text a letterbox shrinks is seen at a readable scale. Several views per
+    /// image; their backbone features are averaged.
+    Tiles,
 }
+
+/// Most square tiles [`Fit::Tiles`] takes of one image (besides the letterbox view).
+pub const MAX_TILES: u32 = 3;
+
+/// [`Fit::Tiles`] adds tiles only to images whose longer side exceeds this multiple of the shorter
+/// one; a near-square image's tile would repeat its letterbox view.
+pub const TILE_MIN_ASPECT: f64 = 1.25;
 
 impl Fit {
     /// The name used on command lines and in reports (`center-crop`, `letterbox`).
@@ -37,12 +50,13 @@ impl Fit {
         match self {
             Fit::CenterCrop => "center-crop",
             Fit::Letterbox => "letterbox",
+            Fit::Tiles => "tiles",
         }
     }
 
     /// Parses [`Fit::name`].
     pub fn parse(name: &str) -> Option<Fit> {
-        [Fit::CenterCrop, Fit::Letterbox].into_iter().find(|f| f.name() == name)
+        [Fit::CenterCrop, Fit::Letterbox, Fit::Tiles].into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -53,7 +67,7 @@ pub struct Preprocessing {
     pub fit: Fit,
     /// The shorter side is resized to this many pixels (bilinear, aspect ratio kept; centre crop only).
     pub resize_shorter: u32,
-    /// Side of the square input: the centred crop, or the letterbox canvas.
+    /// Side of the square input: the centred crop, the letterbox canvas, or a tile.
     pub crop: u32,
     /// Per-channel mean (RGB) subtracted after scaling to 0..1.
     pub mean: [f32; 3],
@@ -75,7 +89,8 @@ impl Preprocessing {
     pub const RESNET_IMAGENET_LETTERBOX: Preprocessing =
         Preprocessing { fit: Fit::Letterbox, ..Preprocessing::RESNET_IMAGENET };
 
-    /// Every contract this library implements; a model must declare one of them.
+    /// Every contract a model may declare: one view per image, so one input row per image. Feature
+    /// stores may also record [`Fit::Tiles`], which the exported graph does not carry.
     pub const KNOWN: [Preprocessing; 2] = [Preprocessing::RESNET_IMAGENET, Preprocessing::RESNET_IMAGENET_LETTERBOX];
 
     /// The known contract whose [`describe`](Self::describe) string is `description`.
@@ -88,7 +103,7 @@ impl Preprocessing {
         Preprocessing { fit, ..self }
     }
 
-    /// Number of f32 values one image occupies in the input tensor (3 × crop × crop).
+    /// Number of f32 values one view occupies in the input tensor (3 × crop × crop).
     pub fn values_per_image(&self) -> usize {
         3 * self.crop as usize * self.crop as usize
     }
@@ -104,6 +119,12 @@ impl Preprocessing {
         let geometry = match self.fit {
             Fit::CenterCrop => format!("resize shorter side {}; center crop {}", self.resize_shorter, self.crop),
             Fit::Letterbox => format!("letterbox {} (longer side {0}, centred, mean-colour padding)", self.crop),
+            Fit::Tiles => format!(
+                "letterbox {} (longer side {0}, centred, mean-colour padding) + up to {MAX_TILES} shorter-side \
+                 squares along the longer side when it exceeds {TILE_MIN_ASPECT}x the shorter, each resized to \
+                 {0}; features averaged over the views",
+                self.crop
+            ),
         };
         format!("RGB; {geometry}; x/255; mean {}; std {}; NCHW", join(&self.mean), join(&self.std))
     }
@@ -123,47 +144,105 @@ impl Preprocessing {
         }
     }
 
-    /// Writes the tensor of `rgb` (named `input` in errors) into `out`, which must hold exactly
-    /// [`values_per_image`](Self::values_per_image) floats, channel-major.
+    /// How many views of a `width` × `height` image the fit produces: one, or for [`Fit::Tiles`]
+    /// the letterbox plus its tiles.
+    pub fn view_count(&self, width: u32, height: u32) -> usize {
+        1 + self.tile_squares(width, height).len()
+    }
+
+    /// The square tiles of [`Fit::Tiles`] as `(left, top, side)` in source pixels: none for the other
+    /// fits or a near-square image, else `ceil(long / short)` (at most [`MAX_TILES`]) squares of the
+    /// shorter side, the first at the start of the longer side, the last at its end, evenly between.
+    pub fn tile_squares(&self, width: u32, height: u32) -> Vec<(u32, u32, u32)> {
+        let (long, short) = (width.max(height), width.min(height));
+        if self.fit != Fit::Tiles || short == 0 || f64::from(long) <= TILE_MIN_ASPECT * f64::from(short) {
+            return Vec::new();
+        }
+        let count = long.div_ceil(short).min(MAX_TILES);
+        let span = u64::from(long - short);
+        (0..count)
+            .map(|i| {
+                // Rounded `i × span / (count − 1)`; count ≥ 2 because long > 1.25 × short.
+                let steps = u64::from(count - 1);
+                let offset = (u64::from(i) * span * 2 + steps) / (2 * steps);
+                let offset = u32::try_from(offset).unwrap_or(long - short);
+                if width >= height { (offset, 0, short) } else { (0, offset, short) }
+            })
+            .collect()
+    }
+
+    /// Writes the tensors of `rgb`'s views (named `input` in errors) into `out`, one after the other,
+    /// channel-major; `out` must hold exactly [`view_count`](Self::view_count) ×
+    /// [`values_per_image`](Self::values_per_image) floats.
     pub fn write_tensor(&self, rgb: &RgbImage, input: &str, out: &mut [f32]) -> Result<()> {
-        let crop = self.crop as usize;
-        if out.len() != self.values_per_image() {
+        let (width, height) = rgb.dimensions();
+        let expected = self.view_count(width, height) * self.values_per_image();
+        if out.len() != expected {
             return Err(Error::Resize {
                 input: input.to_owned(),
-                reason: format!("output slice holds {} floats, expected {}", out.len(), self.values_per_image()),
+                reason: format!("output slice holds {} floats, expected {expected}", out.len()),
             });
         }
-        let pixels = self.resize_and_crop(rgb, input)?;
-        let plane = crop * crop;
+        let views = self.views(rgb, input)?;
+        let plane = self.crop as usize * self.crop as usize;
         let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * self.std[c]));
         let shift: [f32; 3] = std::array::from_fn(|c| self.mean[c] / self.std[c]);
-        let (red, rest) = out.split_at_mut(plane);
-        let (green, blue) = rest.split_at_mut(plane);
-        for (i, px) in pixels.chunks_exact(3).enumerate() {
-            red[i] = f32::from(px[0]) * scale[0] - shift[0];
-            green[i] = f32::from(px[1]) * scale[1] - shift[1];
-            blue[i] = f32::from(px[2]) * scale[2] - shift[2];
+        for (pixels, out) in views.iter().zip(out.chunks_exact_mut(self.values_per_image())) {
+            let (red, rest) = out.split_at_mut(plane);
+            let (green, blue) = rest.split_at_mut(plane);
+            for (i, px) in pixels.chunks_exact(3).enumerate() {
+                red[i] = f32::from(px[0]) * scale[0] - shift[0];
+                green[i] = f32::from(px[1]) * scale[1] - shift[1];
+                blue[i] = f32::from(px[2]) * scale[2] - shift[2];
+            }
         }
         Ok(())
     }
 
-    /// Returns the tensor of one image as a new vector (see [`write_tensor`](Self::write_tensor)).
+    /// Returns the tensors of one image's views as a new vector (see [`write_tensor`](Self::write_tensor)):
+    /// `3 × crop × crop` floats for the single-view fits.
     pub fn tensor(&self, rgb: &RgbImage, input: &str) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; self.values_per_image()];
+        let (width, height) = rgb.dimensions();
+        let mut out = vec![0.0; self.view_count(width, height) * self.values_per_image()];
         self.write_tensor(rgb, input, &mut out)?;
         Ok(out)
     }
 
+    /// The crop × crop RGB8 pixels of every view, in order: the single view of the centre crop or the
+    /// letterbox; for [`Fit::Tiles`] the letterbox, then each tile of [`tile_squares`](Self::tile_squares).
+    pub fn views(&self, rgb: &RgbImage, input: &str) -> Result<Vec<Vec<u8>>> {
+        match self.fit {
+            Fit::CenterCrop | Fit::Letterbox => Ok(vec![self.resize_and_crop(rgb, input)?]),
+            Fit::Tiles => {
+                let (width, height) = rgb.dimensions();
+                if width == 0 || height == 0 {
+                    return Err(Error::Resize {
+                        input: input.to_owned(),
+                        reason: format!("image has zero size {width}x{height}"),
+                    });
+                }
+                let mut views = vec![self.letterbox(rgb, input)?];
+                for (left, top, side) in self.tile_squares(width, height) {
+                    views.push(self.resample_square(rgb, input, (left, top, side))?);
+                }
+                Ok(views)
+            }
+        }
+    }
+
     /// The crop × crop RGB8 pixels after resize + centre crop or letterbox (what the network sees,
     /// before normalisation). Useful to inspect or to compare against other implementations.
+    /// [`Fit::Tiles`] has several views: use [`views`](Self::views).
     pub fn resize_and_crop(&self, rgb: &RgbImage, input: &str) -> Result<Vec<u8>> {
         let (width, height) = rgb.dimensions();
         let resize_error = |reason: String| Error::Resize { input: input.to_owned(), reason };
         if width == 0 || height == 0 {
             return Err(resize_error(format!("image has zero size {width}x{height}")));
         }
-        if self.fit == Fit::Letterbox {
-            return self.letterbox(rgb, input);
+        match self.fit {
+            Fit::CenterCrop => {}
+            Fit::Letterbox => return self.letterbox(rgb, input),
+            Fit::Tiles => return Err(resize_error("the tiles fit has several views; ask for views()".to_owned())),
         }
         let (new_w, new_h) = self.resized_size(width, height);
         let crop = self.crop.min(new_w).min(new_h);
@@ -203,6 +282,23 @@ impl Preprocessing {
             u32::try_from(s.clamp(1, side)).unwrap_or(self.crop)
         };
         if width >= height { (self.crop, scaled(height, width)) } else { (scaled(width, height), self.crop) }
+    }
+
+    /// The source square `(left, top, side)` resampled to crop × crop.
+    fn resample_square(&self, rgb: &RgbImage, input: &str, (left, top, side): (u32, u32, u32)) -> Result<Vec<u8>> {
+        let resize_error = |reason: String| Error::Resize { input: input.to_owned(), reason };
+        let (width, height) = rgb.dimensions();
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(
+            f64::from(left),
+            f64::from(top),
+            f64::from(side),
+            f64::from(side),
+        );
+        let src =
+            ImageRef::new(width, height, rgb.as_raw(), PixelType::U8x3).map_err(|e| resize_error(e.to_string()))?;
+        let mut dst = Image::new(self.crop, self.crop, PixelType::U8x3);
+        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| resize_error(e.to_string()))?;
+        Ok(dst.into_vec())
     }
 
     fn letterbox(&self, rgb: &RgbImage, input: &str) -> Result<Vec<u8>> {
@@ -347,12 +443,53 @@ mod tests {
     }
 
     #[test]
+    fn tiles_cover_the_longer_side_of_elongated_images_only() {
+        let p = Preprocessing::RESNET_IMAGENET.with_fit(Fit::Tiles);
+        assert_eq!(p.tile_squares(100, 100), []);
+        assert_eq!(p.tile_squares(125, 100), [], "1.25 is still near-square");
+        assert_eq!(p.tile_squares(150, 100), [(0, 0, 100), (50, 0, 100)]);
+        assert_eq!(p.tile_squares(100, 250), [(0, 0, 100), (0, 75, 100), (0, 150, 100)]);
+        assert_eq!(p.tile_squares(1000, 10), [(0, 0, 10), (495, 0, 10), (990, 0, 10)]);
+        assert_eq!(p.view_count(150, 100), 3);
+        assert_eq!(Preprocessing::RESNET_IMAGENET_LETTERBOX.tile_squares(1000, 10), []);
+        assert_eq!(Preprocessing::RESNET_IMAGENET_LETTERBOX.view_count(1000, 10), 1);
+
+        // A 3:1 banner, left third red, middle green, right blue: the letterbox view comes first,
+        // then one tile per third.
+        let rgb = RgbImage::from_fn(300, 100, |x, _| match x / 100 {
+            0 => image::Rgb([255, 0, 0]),
+            1 => image::Rgb([0, 255, 0]),
+            _ => image::Rgb([0, 0, 255]),
+        });
+        let views = p.views(&rgb, "banner").unwrap();
+        assert_eq!(views.len(), 4);
+        assert_eq!(views[0], Preprocessing::RESNET_IMAGENET_LETTERBOX.resize_and_crop(&rgb, "banner").unwrap());
+        for (view, colour) in views[1..].iter().zip([[255, 0, 0], [0, 255, 0], [0, 0, 255]]) {
+            assert_eq!(view.len(), 224 * 224 * 3);
+            // Only the edge columns may blend in a neighbour through the filter's support.
+            let exact = view.chunks_exact(3).filter(|px| *px == colour).count();
+            assert!(exact >= 224 * 220, "each tile is its third's colour ({exact} exact pixels)");
+        }
+        let tensor = p.tensor(&rgb, "banner").unwrap();
+        assert_eq!(tensor.len(), 4 * 3 * 224 * 224);
+        assert!(p.resize_and_crop(&rgb, "banner").is_err(), "several views need views()");
+        for (w, h) in [(1, 1), (10000, 3), (3, 10000), (2, 1)] {
+            let t = p.tensor(&gradient(w, h), "odd").unwrap();
+            assert_eq!(t.len(), p.view_count(w, h) * 3 * 224 * 224);
+            assert!(t.iter().all(|v| v.is_finite()));
+        }
+    }
+
+    #[test]
     fn known_contracts_round_trip_through_their_description() {
         for p in Preprocessing::KNOWN {
             assert_eq!(Preprocessing::from_description(&p.describe()), Some(p));
         }
         assert_eq!(Preprocessing::from_description("RGB; something else"), None);
         assert_eq!(Fit::parse("letterbox"), Some(Fit::Letterbox));
+        assert_eq!(Fit::parse("tiles"), Some(Fit::Tiles));
+        let tiles = Preprocessing::RESNET_IMAGENET.with_fit(Fit::Tiles);
+        assert_eq!(Preprocessing::from_description(&tiles.describe()), None, "no model may declare several views");
         assert_eq!(Preprocessing::RESNET_IMAGENET.with_fit(Fit::Letterbox), Preprocessing::RESNET_IMAGENET_LETTERBOX);
     }
 

@@ -187,6 +187,21 @@ fn an_operating_point_and_letterbox_travel_in_the_combined_graph() {
         spamlens_trainer::experiment::write_combined(&backbone_path, &odd_head, &dir.path().join("odd.onnx"), false)
             .unwrap_err();
     assert!(err.to_string().contains("something else"), "{err}");
+
+    // So is a head of tile-averaged features: the graph takes one view per image.
+    let tiles = HeadProvenance {
+        source: FeatureSource::Backbone {
+            sha256: spamlens_trainer::backbone::fetch::sha256_file(&backbone_path).unwrap(),
+            preprocessing: Preprocessing::RESNET_IMAGENET.with_fit(Fit::Tiles).describe(),
+        },
+        ..odd
+    };
+    let tiles_head = head_graph(&fitted.weights, &tiles, Precision::F32).unwrap();
+    let tiles_path = dir.path().join("tiles.onnx");
+    let err =
+        spamlens_trainer::experiment::write_combined(&backbone_path, &tiles_head, &tiles_path, false).unwrap_err();
+    assert!(err.to_string().contains("one view per image"), "{err}");
+    assert!(!tiles_path.exists());
 }
 
 /// The committed default head is the evaluated recipe's final model: letterboxed features of the

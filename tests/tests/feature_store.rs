@@ -185,3 +185,42 @@ fn a_feedback_log_is_a_dataset_labelled_by_its_reactions() {
     assert_eq!(labels, expected);
     assert!(store.rows.iter().all(|r| r.features.len() == 2048));
 }
+
+/// A `tiles` store holds, per image, the mean of the backbone's features over the image's views
+/// (letterbox + tiles), each view run alone here; batching views of several images together must
+/// not mix them up.
+#[test]
+fn a_tiles_store_averages_each_images_views() {
+    use spamlens_core::{DecodeLimits, Fit, prepare_image};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let copied = copy_sample(&root, 6);
+    let backbone = Backbone::load(&fixtures::reference_backbone(), None).unwrap().with_fit(Fit::Tiles);
+    let store_path = dir.path().join("store.tiles.parquet");
+    let options = ExtractOptions { batch_size: 4, jobs: 1, ..Default::default() };
+    let report = extract_to_store(&root, &store_path, &backbone, &options, &NoExtractProgress).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let store = FeatureStore::read(&store_path).unwrap();
+    assert_eq!(store.provenance.preprocessing, backbone.preprocessing.describe());
+    assert!(store.provenance.preprocessing.contains("features averaged over the views"));
+
+    let mut several_views = 0;
+    for path in &copied {
+        let bytes = std::fs::read(root.join(path)).unwrap();
+        let prepared = prepare_image(&bytes, path, &DecodeLimits::DEFAULT, &backbone.preprocessing).unwrap();
+        assert_eq!(prepared.views, backbone.preprocessing.view_count(prepared.width, prepared.height));
+        several_views += usize::from(prepared.views > 1);
+        let per_view = backbone.preprocessing.values_per_image();
+        let mut mean = vec![0.0f32; 2048];
+        for view in prepared.tensor.chunks_exact(per_view) {
+            let out = backbone.model.run(view.to_vec(), 1).unwrap();
+            let features = out.take(&backbone.provenance.feature_tensor).unwrap();
+            mean.iter_mut().zip(features.rows().next().unwrap()).for_each(|(m, v)| *m += v / prepared.views as f32);
+        }
+        let row = store.rows.iter().find(|r| &r.path == path).unwrap();
+        let worst = row.features.iter().zip(&mean).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "{path}: stored features differ from the mean of its views by {worst}");
+    }
+    assert!(several_views >= 2, "the sample should hold elongated images ({several_views} had tiles)");
+}

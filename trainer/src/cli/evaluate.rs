@@ -28,7 +28,9 @@ pub struct EvaluateArgs {
     /// stale ones are computed first, images already in a store are reused.
     #[arg(long, default_value = "features")]
     features_dir: PathBuf,
-    /// How images are fitted into the backbone's input (`center-crop` or `letterbox`).
+    /// How images are fitted into the backbone's input: `center-crop`, `letterbox`, or `tiles`
+    /// (letterbox + squares along the longer side, features averaged; an experiment: the exported
+    /// graph takes one view per image, so `--final-model` refuses it).
     #[arg(long, default_value = "letterbox", value_parser = crate::parse_fit)]
     fit: Fit,
     /// Tasks: a standard name (dredze-personal, dredze-public, dredze-combined, image-spam-hunter,
@@ -159,6 +161,11 @@ impl RecipeArgs {
 pub fn evaluate(args: EvaluateArgs) -> Result<()> {
     if args.folds < 2 {
         bail!("--folds must be at least 2");
+    }
+    if args.fit == Fit::Tiles && args.final_model.is_some() {
+        bail!(
+            "--final-model needs a single-view fit (center-crop or letterbox): the combined graph takes one view per image"
+        );
     }
     let (recipe, device) = args.recipe.recipe()?;
     let backbone_path = backbone::locate_backbone(args.backbone.as_deref())?;

@@ -156,8 +156,10 @@ struct FeaturesArgs {
     /// Parallel workers (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
-    /// How images are fitted into the backbone's square input: `center-crop` (ImageNet's) or
-    /// `letterbox` (the whole image, padded); heads trained on the store carry the choice.
+    /// How images are fitted into the backbone's square input: `center-crop` (ImageNet's),
+    /// `letterbox` (the whole image, padded), or `tiles` (letterbox + squares along the longer side,
+    /// features averaged; for experiments: the exported graph takes one view per image); heads
+    /// trained on the store carry the choice.
     #[arg(long, default_value = "center-crop", value_parser = parse_fit)]
     fit: spamlens_core::Fit,
     /// Largest accepted image width or height in pixels.
@@ -206,7 +208,7 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Parses a `--fit` value.
 pub(crate) fn parse_fit(text: &str) -> std::result::Result<spamlens_core::Fit, String> {
-    spamlens_core::Fit::parse(text).ok_or_else(|| format!("'{text}' is not center-crop or letterbox"))
+    spamlens_core::Fit::parse(text).ok_or_else(|| format!("'{text}' is not center-crop, letterbox or tiles"))
 }
 
 fn synth_emailcz(args: SynthArgs) -> Result<()> {

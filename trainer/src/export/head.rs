@@ -266,6 +266,16 @@ pub fn combine(backbone: &[u8], backbone_name: &str, head: &HeadGraph, force: bo
             let same_backbone_input = spamlens_core::Preprocessing::from_description(trained)
                 .zip(spamlens_core::Preprocessing::from_description(&backbone_preprocessing))
                 .is_some_and(|(t, b)| t.with_fit(b.fit) == b);
+            let tiles = spamlens_core::Preprocessing::from_description(&backbone_preprocessing)
+                .is_some_and(|b| b.with_fit(spamlens_core::Fit::Tiles).describe() == trained);
+            if tiles {
+                refuse(
+                    "the head was trained on features averaged over several views per image (fit 'tiles'); \
+                     the combined graph takes one view per image (centre crop or letterbox), so tiles \
+                     stores serve `evaluate` experiments only"
+                        .to_owned(),
+                )?;
+            }
             if !same_backbone_input {
                 refuse(format!(
                     "the head's features were preprocessed as '{trained}', which {backbone_name} \

@@ -345,23 +345,35 @@ fn run_batch(batch: &[&HashedEntry], backbone: &Backbone, limits: &DecodeLimits)
     }
     let mut features = Vec::with_capacity(prepared.len());
     if !prepared.is_empty() {
-        let per_image = backbone.preprocessing.values_per_image();
-        let mut input = Vec::with_capacity(prepared.len() * per_image);
+        // Every view of every image in one backbone call; an image's feature is the mean over its
+        // views (one view unless the fit is `tiles`).
+        let views: usize = prepared.iter().map(|(_, image)| image.views).sum();
+        let mut input = Vec::with_capacity(views * backbone.preprocessing.values_per_image());
         for (_, image) in &prepared {
             input.extend_from_slice(&image.tensor);
         }
-        let output =
-            backbone.model.run(input, prepared.len()).and_then(|out| out.take(&backbone.provenance.feature_tensor));
+        let output = backbone.model.run(input, views).and_then(|out| out.take(&backbone.provenance.feature_tensor));
         match output {
             Ok(tensor) => {
-                for ((item, image), row) in prepared.iter().zip(tensor.rows()) {
+                let mut rows = tensor.rows();
+                for (item, image) in &prepared {
+                    let mut mean: Vec<f32> = Vec::new();
+                    for row in rows.by_ref().take(image.views) {
+                        if mean.is_empty() {
+                            mean = row.to_vec();
+                        } else {
+                            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+                        }
+                    }
+                    let scale = 1.0 / image.views.max(1) as f32;
+                    mean.iter_mut().for_each(|m| *m *= scale);
                     features.push((
                         item.sha256.clone(),
                         ImageFeatures {
                             width: image.width,
                             height: image.height,
                             format: image.format.to_string(),
-                            features: row.to_vec(),
+                            features: mean,
                         },
                     ));
                 }
