@@ -13,7 +13,7 @@ use spamlens_trainer::evaluation::{CrossValidation, DatasetSpec, Pool, Recipe, T
 
 use spamlens_trainer::export::{HeadProvenance, Precision, head_graph};
 use spamlens_trainer::features::{self, Backbone, ExtractOptions};
-use spamlens_trainer::head::{TrainDevice, TrainOptions};
+use spamlens_trainer::head::{StoppingMetric, TrainDevice, TrainOptions};
 
 use crate::{ExtractBars, draw_target};
 
@@ -120,6 +120,9 @@ pub struct RecipeArgs {
     /// Target ham→spam false-positive rate for the spam threshold.
     #[arg(long, default_value_t = 0.01)]
     target_fp: f64,
+    /// What early stopping watches on the validation part: `loss` or `spam-auc`.
+    #[arg(long, default_value = "loss", value_parser = crate::parse_stopping_metric)]
+    stop_on: StoppingMetric,
     /// `cpu`, or `cuda` / `cuda:N` in a build with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -145,6 +148,7 @@ impl RecipeArgs {
             cosine_schedule: !self.no_cosine,
             standardize: !self.no_standardize,
             early_stopping: (self.patience > 0).then_some(self.patience),
+            stop_on: self.stop_on,
         };
         train.check()?;
         let recipe = Recipe {

@@ -207,6 +207,10 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// Parses a `--fit` value.
+pub(crate) fn parse_stopping_metric(text: &str) -> std::result::Result<spamlens_trainer::head::StoppingMetric, String> {
+    spamlens_trainer::head::StoppingMetric::parse(text).ok_or_else(|| format!("'{text}' is not loss or spam-auc"))
+}
+
 pub(crate) fn parse_fit(text: &str) -> std::result::Result<spamlens_core::Fit, String> {
     spamlens_core::Fit::parse(text).ok_or_else(|| format!("'{text}' is not center-crop, letterbox or tiles"))
 }

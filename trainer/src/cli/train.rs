@@ -10,7 +10,7 @@ use spamlens_trainer::backbone;
 use spamlens_trainer::emailcz::{IngestOptions, IngestProgress};
 use spamlens_trainer::experiment::{self, DataSpec, RunProgress, TrainRequest};
 use spamlens_trainer::export::Precision;
-use spamlens_trainer::head::{EpochRecord, TrainDevice, TrainOptions, TrainProgress};
+use spamlens_trainer::head::{EpochRecord, StoppingMetric, TrainDevice, TrainOptions, TrainProgress};
 
 use crate::{ByteBar, EmailCzFilterArgs, draw_target};
 
@@ -57,6 +57,9 @@ pub struct HeadArgs {
     /// without improvement (the held-out side then selects the model: use `evaluate` for honest numbers).
     #[arg(long)]
     early_stopping: Option<usize>,
+    /// What early stopping watches on the held-out side: `loss` or `spam-auc` (ROC AUC of p(spam)).
+    #[arg(long, default_value = "loss", value_parser = crate::parse_stopping_metric)]
+    stop_on: StoppingMetric,
 }
 
 impl HeadArgs {
@@ -85,6 +88,7 @@ impl HeadArgs {
             cosine_schedule: self.cosine,
             standardize: self.standardize,
             early_stopping: self.early_stopping,
+            stop_on: self.stop_on,
         };
         options.check()?;
         Ok((options, TrainDevice::parse(&self.device)?))

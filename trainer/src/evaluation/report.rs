@@ -75,7 +75,7 @@ impl EvaluationReport {
             "Recipe: hidden layers {:?}, {} epochs{}, batch {}, Adam lr {}{}{}{}{}, class weights {}, seed {}. Features: {}.\n\n",
             t.hidden,
             t.epochs,
-            t.early_stopping.map(|p| format!(" (early stopping, patience {p})")).unwrap_or_default(),
+            t.early_stopping.map(|p| format!(" (early stopping on validation {}, patience {p})", t.stop_on.name())).unwrap_or_default(),
             t.batch_size,
             t.learning_rate,
             if t.cosine_schedule { " (cosine decay)" } else { "" },

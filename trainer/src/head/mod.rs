@@ -11,7 +11,9 @@ pub mod training;
 
 pub use data::{FeatureSource, LabelledFeatures, Split, balanced_class_weights, stratified_split};
 pub use model::{Head, HeadConfig};
-pub use training::{EpochRecord, NoTrainProgress, TrainDevice, TrainOptions, TrainOutcome, TrainProgress, train};
+pub use training::{
+    EpochRecord, NoTrainProgress, StoppingMetric, TrainDevice, TrainOptions, TrainOutcome, TrainProgress, train,
+};
 
 use crate::error::{Result, TrainerError};
 

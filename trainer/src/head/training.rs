@@ -44,9 +44,39 @@ pub struct TrainOptions {
     /// Standardise each feature with the training rows' mean and std; folded into the first
     /// layer afterwards, so the exported head still takes raw features.
     pub standardize: bool,
-    /// Stop when the test side's loss has not improved for this many epochs and keep the best
-    /// epoch's weights. The test side must then be a validation set, not the final test.
+    /// Stop when the test side's [`stop_on`](Self::stop_on) metric has not improved for this many
+    /// epochs and keep the best epoch's weights. The test side must then be a validation set, not
+    /// the final test.
     pub early_stopping: Option<usize>,
+    /// What early stopping watches on the validation side.
+    pub stop_on: StoppingMetric,
+}
+
+/// The validation quantity early stopping keeps the best epoch of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoppingMetric {
+    /// Cross-entropy loss (lower is better): calibration and ranking together.
+    #[default]
+    Loss,
+    /// ROC AUC of p(spam) between the `ham` and `spam` rows (higher is better): the ranking a
+    /// threshold for a target false-positive rate relies on, whatever the calibration.
+    SpamAuc,
+}
+
+impl StoppingMetric {
+    /// The name used on command lines (`loss`, `spam-auc`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoppingMetric::Loss => "loss",
+            StoppingMetric::SpamAuc => "spam-auc",
+        }
+    }
+
+    /// Parses [`StoppingMetric::name`].
+    pub fn parse(text: &str) -> Option<StoppingMetric> {
+        [StoppingMetric::Loss, StoppingMetric::SpamAuc].into_iter().find(|m| m.name() == text)
+    }
 }
 
 impl Default for TrainOptions {
@@ -63,6 +93,7 @@ impl Default for TrainOptions {
             cosine_schedule: false,
             standardize: false,
             early_stopping: None,
+            stop_on: StoppingMetric::Loss,
         }
     }
 }
@@ -84,6 +115,33 @@ impl TrainOptions {
             return bad("early-stopping patience must be at least one epoch");
         }
         Ok(())
+    }
+
+    /// The score early stopping maximises for `eval` (negated loss, or the spam AUC), or an error
+    /// when the metric needs `ham` and `spam` classes the data lacks.
+    fn stopping_score(&self, eval: &Evaluation, data: &LabelledFeatures, rows: &[usize]) -> Result<f64> {
+        match self.stop_on {
+            StoppingMetric::Loss => Ok(-eval.loss),
+            StoppingMetric::SpamAuc => {
+                let class = |name: &str| {
+                    data.classes.iter().position(|c| c == name).ok_or_else(|| TrainerError::Dataset {
+                        path: data.description.clone().into(),
+                        reason: format!("early stopping on the spam AUC needs a '{name}' class"),
+                    })
+                };
+                let (ham, spam) = (class("ham")?, class("spam")?);
+                let width = data.classes.len();
+                let (mut scores, mut is_spam) = (Vec::new(), Vec::new());
+                for (i, &row) in rows.iter().enumerate() {
+                    let label = data.labels[row];
+                    if label == ham || label == spam {
+                        scores.push(eval.probabilities[i * width + spam]);
+                        is_spam.push(label == spam);
+                    }
+                }
+                Ok(crate::evaluation::operating_point::Curves::new(&scores, &is_spam).roc_auc)
+            }
+        }
     }
 }
 
@@ -326,8 +384,9 @@ pub fn train_on<B: AutodiffBackend>(
             record.test_weighted_f1 = Some(eval.confusion.weighted_f1());
             record.test_accuracy = Some(eval.confusion.accuracy());
             if let Some(patience) = options.early_stopping {
-                if best.as_ref().is_none_or(|(b, ..)| eval.loss < *b) {
-                    best = Some((eval.loss, epoch, trainer.head.valid().weights(&data.classes)?, eval.clone()));
+                let score = options.stopping_score(&eval, data, &split.test)?;
+                if best.as_ref().is_none_or(|(b, ..)| score > *b) {
+                    best = Some((score, epoch, trainer.head.valid().weights(&data.classes)?, eval.clone()));
                 }
                 stop = best.as_ref().is_some_and(|(_, best_epoch, ..)| epoch - best_epoch >= patience);
             }
@@ -548,6 +607,36 @@ mod tests {
         assert_eq!(a.test_probabilities.len(), split.test.len() * 2);
         // Inverse-frequency weights: the minority class weighs 3× the majority.
         assert!((a.class_weights[1] / a.class_weights[0] - 3.0).abs() < 0.05, "{:?}", a.class_weights);
+    }
+
+    #[test]
+    fn early_stopping_scores_loss_or_spam_auc() {
+        let mut data = blobs(8, 1);
+        let rows = [0, 1, 2, 3, 4, 5];
+        // Rows 0 and 4 are spam (every fourth); p(spam) ranks one ham (row 1) above spam row 4.
+        let spam_probability = [0.9, 0.6, 0.2, 0.1, 0.5, 0.3];
+        let probabilities = spam_probability.iter().flat_map(|p| [1.0 - p, *p]).collect();
+        let labels = ["ham", "spam"];
+        let confusion = ConfusionMatrix::from_predictions(&labels, &[1, 0, 0, 0, 1, 0], &[1, 1, 0, 0, 0, 0]).unwrap();
+        let eval = Evaluation { loss: 0.25, confusion, probabilities };
+        let by_loss = TrainOptions { stop_on: StoppingMetric::Loss, ..small_options(1) };
+        assert_eq!(by_loss.stopping_score(&eval, &data, &rows).unwrap(), -0.25);
+        let by_auc = TrainOptions { stop_on: StoppingMetric::SpamAuc, ..small_options(1) };
+        // 2 spam × 4 ham pairs; spam row 4 (0.5) is below ham row 1 (0.6): 7 of 8 ordered right.
+        assert!((by_auc.stopping_score(&eval, &data, &rows).unwrap() - 7.0 / 8.0).abs() < 1e-9);
+        data.classes = vec!["ham".into(), "junk".into()];
+        let err = by_auc.stopping_score(&eval, &data, &rows).unwrap_err();
+        assert!(err.to_string().contains("'spam' class"), "{err}");
+        assert_eq!(StoppingMetric::parse("spam-auc"), Some(StoppingMetric::SpamAuc));
+        assert_eq!(StoppingMetric::parse("auc"), None);
+
+        // Training with it keeps the best epoch and learns the blobs.
+        let data = blobs(400, 3);
+        let split = crate::head::stratified_split(&data.labels, 2, 0.25, 1).unwrap();
+        let options = TrainOptions { early_stopping: Some(3), ..by_auc };
+        let outcome = train(&data, &split, &options, TrainDevice::Cpu, &mut NoTrainProgress).unwrap();
+        assert!(outcome.best_epoch <= outcome.history.len());
+        assert!(outcome.confusion.as_ref().unwrap().weighted_f1() > 0.95);
     }
 
     #[test]
