@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
-use sha2::{Digest, Sha256};
+use spamlens_core::scan::sha256_hex;
 use spamlens_trainer::backbone;
 
 /// The default head graph (f16 weights), trained by the command in `models/default/MODEL_CARD.md`.
@@ -23,10 +23,6 @@ fn cached_path(head_sha: &str, backbone_sha: &str) -> PathBuf {
         &head_sha[..12],
         &backbone_sha[..12]
     ))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Returns the path of the combined default model, building it if needed. `backbone_hint` is an

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 mod classify;
 mod default_model;
 mod demo;
+mod reaction_log;
 mod scan;
 mod serve;
 use clap::{Parser, Subcommand};

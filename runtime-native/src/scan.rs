@@ -10,9 +10,10 @@ use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use spamlens_core::cla_ann::{ClaAnn, TextLabel};
 use spamlens_core::email::{EmailLimits, mbox, parse_email};
-use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
-use spamlens_core::scan::{MessageScan, VerdictRule, scan_email, sha256_hex};
-use spamlens_core::{Classifier, ModelOptions, detect_format};
+use spamlens_core::scan::{MessageScan, VerdictRule, scan_email};
+use spamlens_core::{Classifier, ModelOptions};
+
+use crate::reaction_log::{TextScores, log_reaction};
 
 /// The built-in text filter: CLA_ANN trained on the SpamAssassin public corpus by the command in
 /// `models/default/TEXT_FILTER.md`.
@@ -259,13 +260,6 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
         load_text_filter(None)?
     };
     let log_dir = options.log_dir.clone().unwrap_or_else(|| default_log_dir(&options.state));
-    std::fs::create_dir_all(log_dir.join("images")).with_context(|| format!("creating {}", log_dir.display()))?;
-    let log_path = log_dir.join("reactions.jsonl");
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
     let limits = EmailLimits::DEFAULT;
     let mut all_ok = true;
     for message in collect_messages(inputs, &limits)? {
@@ -288,31 +282,8 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let tokens = filter.tokens(&parsed.subject, &parsed.body_text);
         let outcome = filter.feedback(&tokens, options.label, now);
-        let mut images = Vec::new();
-        for image in &parsed.images {
-            let sha256 = sha256_hex(&image.bytes);
-            let extension = detect_format(&image.bytes, &image.name)
-                .map(|f| f.to_string().to_ascii_lowercase())
-                .unwrap_or_else(|_| "bin".to_owned());
-            let file = format!("images/{sha256}.{extension}");
-            let path = log_dir.join(&file);
-            if !path.exists() {
-                std::fs::write(&path, &image.bytes).with_context(|| format!("writing {}", path.display()))?;
-            }
-            images.push(FeedbackImage { sha256, name: image.name.clone(), file: Some(file) });
-        }
-        let record = FeedbackRecord {
-            time_unix: now,
-            message: message.name.clone(),
-            message_id: parsed.message_id.clone(),
-            label: options.label,
-            reaction: Reaction::for_label(options.label),
-            images,
-            text_score_before: outcome.before.score,
-            text_score_after: outcome.after.score,
-        };
-        writeln!(log, "{}", serde_json::to_string(&record)?)
-            .with_context(|| format!("appending to {}", log_path.display()))?;
+        let scores = TextScores { before: outcome.before.score, after: outcome.after.score };
+        let record = log_reaction(&log_dir, &message.name, &parsed, options.label, now, scores)?;
         println!(
             "{}: marked {} — text score {:.3} → {:.3} (threshold {:.3}, {} step{}), {} image{} logged{}",
             message.name,

@@ -7,6 +7,8 @@
 //! attributes and `<style>` blocks. It runs in one pass over the bytes, so hostile markup costs
 //! linear time.
 
+use super::memchr;
+
 /// Where an image reference in HTML points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageReference {
@@ -208,10 +210,6 @@ fn percent_decode(value: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {

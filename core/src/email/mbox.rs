@@ -6,6 +6,8 @@
 //! (the SpamAssassin corpus, `formail` output) are one message, not an mbox: [`is_mbox`] tells them
 //! apart by whether a second separator line is followed by a header.
 
+use super::memchr;
+
 /// One message cut out of an mbox: where it started and its bytes without the separator line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MboxMessage {
@@ -101,10 +103,6 @@ fn unescape_from_lines(bytes: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]

@@ -368,5 +368,11 @@ fn percent_decode_base64(payload: &str) -> String {
         .replace("%3d", "=")
 }
 
+/// Position of the first `needle` byte in `haystack` (the HTML scanner and the mbox splitter
+/// both search raw bytes).
+pub(crate) fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@
 //! then saves back). Images of a scanned message go through the same decode threads and dynamic
 //! batches as `/v1/classify`, within the same admission limits.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,12 +16,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use spamlens_core::cla_ann::{ClaAnn, TextLabel};
 use spamlens_core::email::{EmailLimits, ParsedEmail, parse_email};
-use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
-use spamlens_core::scan::{ImageOutcome, VerdictRule, scan_parts, sha256_hex};
+use spamlens_core::feedback::Reaction;
+use spamlens_core::scan::{ImageOutcome, VerdictRule, scan_parts};
 
 use super::error::ApiError;
 use super::inference::ImageError;
 use super::{AppState, Ready, read_body, round_millis};
+use crate::reaction_log::{TextScores, log_reaction};
 
 /// The server's text filter and where feedback goes.
 pub struct MailState {
@@ -211,8 +212,10 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Response, Ap
     };
     let logged = match &mail.feedback_dir {
         Some(dir) => {
-            let record = log_reaction(mail, dir, &name, &parsed, label, now, outcome.before.score, outcome.after.score)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log_failed", e))?;
+            let scores = TextScores { before: outcome.before.score, after: outcome.after.score };
+            let _guard = mail.log_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let record = log_reaction(dir, &name, &parsed, label, now, scores)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log_failed", format!("{e:#}")))?;
             Some(record)
         }
         None => None,
@@ -231,51 +234,4 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Response, Ap
         "images": logged.map(|r| r.images).unwrap_or_default(),
     });
     Ok((StatusCode::OK, axum::Json(body)).into_response())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn log_reaction(
-    mail: &MailState,
-    dir: &Path,
-    name: &str,
-    parsed: &ParsedEmail,
-    label: TextLabel,
-    now: u64,
-    before: f64,
-    after: f64,
-) -> Result<FeedbackRecord, String> {
-    use std::io::Write;
-    let mut images = Vec::new();
-    for image in &parsed.images {
-        let sha256 = sha256_hex(&image.bytes);
-        let extension = spamlens_core::detect_format(&image.bytes, &image.name)
-            .map(|f| f.to_string().to_ascii_lowercase())
-            .unwrap_or_else(|_| "bin".to_owned());
-        let file = format!("images/{sha256}.{extension}");
-        let path = dir.join(&file);
-        if !path.exists() {
-            spamlens_trainer::backbone::write_atomically(&path, &image.bytes).map_err(|e| e.to_string())?;
-        }
-        images.push(FeedbackImage { sha256, name: image.name.clone(), file: Some(file) });
-    }
-    let record = FeedbackRecord {
-        time_unix: now,
-        message: name.to_owned(),
-        message_id: parsed.message_id.clone(),
-        label,
-        reaction: Reaction::for_label(label),
-        images,
-        text_score_before: before,
-        text_score_after: after,
-    };
-    let line = serde_json::to_string(&record).map_err(|e| e.to_string())?;
-    let log = dir.join("reactions.jsonl");
-    let _guard = mail.log_lock.lock().unwrap_or_else(|p| p.into_inner());
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .map_err(|e| format!("{}: {e}", log.display()))?;
-    writeln!(file, "{line}").map_err(|e| format!("{}: {e}", log.display()))?;
-    Ok(record)
 }
