@@ -75,7 +75,7 @@ pub struct EvaluateArgs {
 /// The recipe's flags; defaults are the recipe the committed default model uses.
 #[derive(Args, Debug, Clone)]
 pub struct RecipeArgs {
-    /// Hidden layer widths, comma-separated.
+    /// Hidden layer widths, comma-separated (of each head of an `--ensemble`).
     #[arg(long, value_delimiter = ',', default_value = "512")]
     hidden: Vec<usize>,
     /// No hidden layer: multinomial logistic regression on the features (the smallest head).
@@ -120,6 +120,10 @@ pub struct RecipeArgs {
     /// Target ham→spam false-positive rate for the spam threshold.
     #[arg(long, default_value_t = 0.01)]
     target_fp: f64,
+    /// Train this many heads (seeds `--train-seed`, +1, …) on the same split and ship one head
+    /// averaging their logits (one hidden layer at most; its width is the sum of theirs).
+    #[arg(long, default_value_t = 1)]
+    ensemble: usize,
     /// What early stopping watches on the validation part: `loss` or `spam-auc`.
     #[arg(long, default_value = "loss", value_parser = crate::parse_stopping_metric)]
     stop_on: StoppingMetric,
@@ -135,6 +139,9 @@ impl RecipeArgs {
         }
         if self.validation_folds < 2 {
             bail!("--validation-folds must be at least 2");
+        }
+        if self.ensemble == 0 || (self.ensemble > 1 && self.hidden.len() > 1 && !self.linear) {
+            bail!("--ensemble needs at least 1 head, and heads of at most one hidden layer to merge");
         }
         let train = TrainOptions {
             hidden: if self.linear { Vec::new() } else { self.hidden.clone() },
@@ -156,6 +163,7 @@ impl RecipeArgs {
             validation_folds: self.validation_folds,
             calibrate: !self.no_calibration,
             target_false_positive_rate: self.target_fp,
+            ensemble: self.ensemble,
         };
         Ok((recipe, TrainDevice::parse(&self.device)?))
     }

@@ -374,6 +374,9 @@ pub struct Recipe {
     pub calibrate: bool,
     /// Target ham→spam false-positive rate for the spam threshold (on validation ham).
     pub target_false_positive_rate: f64,
+    /// Heads trained with seeds `seed, seed + 1, …` on the same split and merged into one head
+    /// whose logits are their mean ([`HeadWeights::average_logits`]); 1: a single head.
+    pub ensemble: usize,
 }
 
 impl Default for Recipe {
@@ -383,6 +386,7 @@ impl Default for Recipe {
             validation_folds: 5,
             calibrate: true,
             target_false_positive_rate: 0.01,
+            ensemble: 1,
         }
     }
 }
@@ -396,7 +400,7 @@ pub struct FittedHead {
     pub temperature: f32,
     /// The spam threshold (`None` when the task has no spam and ham classes).
     pub spam_threshold: Option<f32>,
-    /// The epoch kept.
+    /// The epoch kept (the members' mean, rounded, for an ensemble).
     pub best_epoch: usize,
     /// Rows trained on / used for validation.
     pub train_rows: usize,
@@ -424,8 +428,15 @@ pub fn fit_recipe(
         train: rows.iter().zip(&inner).filter(|(_, f)| **f != 0).map(|(r, _)| *r).collect(),
         test: rows.iter().zip(&inner).filter(|(_, f)| **f == 0).map(|(r, _)| *r).collect(),
     };
-    let outcome = crate::head::train(data, &split, &recipe.train, device, &mut NoTrainProgress)?;
-    let mut weights = outcome.weights;
+    let mut members = Vec::with_capacity(recipe.ensemble.max(1));
+    let mut epochs = Vec::with_capacity(recipe.ensemble.max(1));
+    for member in 0..recipe.ensemble.max(1) as u64 {
+        let options = TrainOptions { seed: recipe.train.seed.wrapping_add(member), ..recipe.train.clone() };
+        let outcome = crate::head::train(data, &split, &options, device, &mut NoTrainProgress)?;
+        epochs.push(outcome.best_epoch);
+        members.push(outcome.weights);
+    }
+    let mut weights = HeadWeights::average_logits(&members)?;
     let validation = data.gather(&split.test);
     let validation_labels = data.gather_labels(&split.test);
     let classes = data.classes.len();
@@ -453,7 +464,7 @@ pub fn fit_recipe(
         weights,
         temperature,
         spam_threshold,
-        best_epoch: outcome.best_epoch,
+        best_epoch: (epochs.iter().sum::<usize>() as f64 / epochs.len().max(1) as f64).round() as usize,
         train_rows: split.train.len(),
         validation_rows: split.test.len(),
         validation_false_positive_rate,

@@ -72,7 +72,8 @@ impl EvaluationReport {
             100.0 * r.target_false_positive_rate
         ));
         out.push_str(&format!(
-            "Recipe: hidden layers {:?}, {} epochs{}, batch {}, Adam lr {}{}{}{}{}, class weights {}, seed {}. Features: {}.\n\n",
+            "Recipe: {}hidden layers {:?}, {} epochs{}, batch {}, Adam lr {}{}{}{}{}, class weights {}, seed {}. Features: {}.\n\n",
+            if r.ensemble > 1 { format!("ensemble of {} heads (logits averaged), each ", r.ensemble) } else { String::new() },
             t.hidden,
             t.epochs,
             t.early_stopping.map(|p| format!(" (early stopping on validation {}, patience {p})", t.stop_on.name())).unwrap_or_default(),

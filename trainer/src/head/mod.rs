@@ -96,6 +96,56 @@ impl HeadWeights {
         Ok(())
     }
 
+    /// One head whose logits are the mean of `heads`' logits (an ensemble, e.g. of seeds): the
+    /// hidden units of all heads side by side, each output layer scaled by `1 / n`. Heads need the
+    /// same labels and input width and at most one hidden layer (deeper heads do not merge into
+    /// one dense stack).
+    pub fn average_logits(heads: &[HeadWeights]) -> Result<HeadWeights> {
+        let bad = |reason: String| Err(TrainerError::Graph(format!("averaging heads: {reason}")));
+        let Some(first) = heads.first() else { return bad("no heads".into()) };
+        if heads.len() == 1 {
+            return Ok(first.clone());
+        }
+        if heads.iter().any(|h| h.labels != first.labels || h.input_dim() != first.input_dim()) {
+            return bad("the heads differ in labels or input width".into());
+        }
+        let depth = first.layers.len();
+        if depth > 2 || heads.iter().any(|h| h.layers.len() != depth) {
+            return bad("only heads of the same depth with at most one hidden layer merge".into());
+        }
+        let scale = 1.0 / heads.len() as f32;
+        let classes = first.labels.len();
+        let mean_bias: Vec<f32> =
+            (0..classes).map(|j| heads.iter().map(|h| h.layers[depth - 1].bias[j]).sum::<f32>() * scale).collect();
+        if depth == 1 {
+            let mut weight = vec![0.0; first.layers[0].weight.len()];
+            for head in heads {
+                weight.iter_mut().zip(&head.layers[0].weight).for_each(|(w, v)| *w += v * scale);
+            }
+            let layer = DenseLayer { inputs: first.input_dim(), outputs: classes, weight, bias: mean_bias };
+            return HeadWeights::new(vec![layer], first.labels.clone());
+        }
+        let inputs = first.input_dim();
+        let hidden: usize = heads.iter().map(|h| h.layers[0].outputs).sum();
+        let mut weight = Vec::with_capacity(inputs * hidden);
+        for i in 0..inputs {
+            for head in heads {
+                let layer = &head.layers[0];
+                weight.extend_from_slice(&layer.weight[i * layer.outputs..(i + 1) * layer.outputs]);
+            }
+        }
+        let bias = heads.iter().flat_map(|h| h.layers[0].bias.iter().copied()).collect();
+        let output_weight =
+            heads.iter().flat_map(|h| h.layers[1].weight.iter().map(|w| w * scale).collect::<Vec<_>>()).collect();
+        HeadWeights::new(
+            vec![
+                DenseLayer { inputs, outputs: hidden, weight, bias },
+                DenseLayer { inputs: hidden, outputs: classes, weight: output_weight, bias: mean_bias },
+            ],
+            first.labels.clone(),
+        )
+    }
+
     /// Divides the logits by `temperature` (temperature scaling, a calibration): the last layer's
     /// weights and bias are scaled, the graph stays the same.
     pub fn scale_logits(&mut self, temperature: f32) {
@@ -140,5 +190,53 @@ impl HeadWeights {
     /// Total number of parameters.
     pub fn parameter_count(&self) -> usize {
         self.layers.iter().map(|l| l.weight.len() + l.bias.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense(inputs: usize, outputs: usize, offset: f32) -> DenseLayer {
+        DenseLayer {
+            inputs,
+            outputs,
+            weight: (0..inputs * outputs).map(|k| (k as f32 * 0.37 + offset).sin()).collect(),
+            bias: (0..outputs).map(|k| (k as f32 + offset).cos() * 0.1).collect(),
+        }
+    }
+
+    /// Spam − ham logit per row: softmax-invariant, so comparable across heads.
+    fn margins(head: &HeadWeights, rows: &[f32]) -> Vec<f32> {
+        head.logits(rows).chunks(2).map(|l| l[1] - l[0]).collect()
+    }
+
+    #[test]
+    fn averaged_heads_give_the_mean_logits() {
+        let labels = vec!["ham".to_string(), "spam".to_string()];
+        let rows: Vec<f32> = (0..15).map(|k| (k as f32 * 0.21).cos()).collect();
+        let a = HeadWeights::new(vec![dense(5, 3, 0.0), dense(3, 2, 1.0)], labels.clone()).unwrap();
+        let b = HeadWeights::new(vec![dense(5, 4, 2.0), dense(4, 2, 3.0)], labels.clone()).unwrap();
+        let merged = HeadWeights::average_logits(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(merged.hidden(), [7]);
+        for ((m, x), y) in margins(&merged, &rows).iter().zip(margins(&a, &rows)).zip(margins(&b, &rows)) {
+            assert!((m - (x + y) / 2.0).abs() < 1e-4, "{m} vs the mean of {x} and {y}");
+        }
+
+        let linear = |offset| HeadWeights::new(vec![dense(5, 2, offset)], labels.clone()).unwrap();
+        let heads = [linear(0.0), linear(1.0), linear(2.0)];
+        let merged = HeadWeights::average_logits(&heads).unwrap();
+        assert!(merged.hidden().is_empty());
+        let each: Vec<Vec<f32>> = heads.iter().map(|h| margins(h, &rows)).collect();
+        for (k, m) in margins(&merged, &rows).iter().enumerate() {
+            let mean = each.iter().map(|v| v[k]).sum::<f32>() / 3.0;
+            assert!((m - mean).abs() < 1e-4, "{m} vs {mean}");
+        }
+
+        let deep =
+            HeadWeights::new(vec![dense(5, 3, 0.0), dense(3, 3, 0.0), dense(3, 2, 0.0)], labels.clone()).unwrap();
+        assert!(HeadWeights::average_logits(&[deep.clone(), deep]).is_err(), "two hidden layers");
+        assert!(HeadWeights::average_logits(&[a, linear(0.0)]).is_err(), "different depths");
+        assert!(HeadWeights::average_logits(&[]).is_err());
     }
 }
