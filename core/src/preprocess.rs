@@ -45,7 +45,7 @@ pub const MAX_TILES: u32 = 3;
 pub const TILE_MIN_ASPECT: f64 = 1.25;
 
 impl Fit {
-    /// The name used on command lines and in reports (`center-crop`, `letterbox`).
+    /// The name used on command lines and in reports (`center-crop`, `letterbox`, `tiles`).
     pub fn name(&self) -> &'static str {
         match self {
             Fit::CenterCrop => "center-crop",
