@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use spamlens_core::cla_ann::TextLabel;
@@ -24,10 +25,12 @@ pub struct TextScores {
     pub after: f64,
 }
 
-/// Stores `parsed`'s images in `dir/images/` (an image already there is not rewritten) and appends
-/// the reaction `label` on `message` to `dir/reactions.jsonl`; returns the record written. Callers
-/// that log from several threads serialise the calls (one line per append, never interleaved).
+/// Stores `parsed`'s images in `dir/images/` (an image already there is not rewritten; each is
+/// written atomically, so concurrent callers need no lock for them) and appends the reaction `label`
+/// on `message` to `dir/reactions.jsonl` holding `append_lock`, so lines from several threads never
+/// interleave; returns the record written.
 pub fn log_reaction(
+    append_lock: &Mutex<()>,
     dir: &Path,
     message: &str,
     parsed: &ParsedEmail,
@@ -63,6 +66,7 @@ pub fn log_reaction(
     };
     let line = serde_json::to_string(&record).context("serialising the reaction record")?;
     let log = dir.join(LOG_FILE);
+    let _guard = append_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -260,6 +260,7 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
         load_text_filter(None)?
     };
     let log_dir = options.log_dir.clone().unwrap_or_else(|| default_log_dir(&options.state));
+    let append_lock = std::sync::Mutex::new(());
     let limits = EmailLimits::DEFAULT;
     let mut all_ok = true;
     for message in collect_messages(inputs, &limits)? {
@@ -283,7 +284,7 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
         let tokens = filter.tokens(&parsed.subject, &parsed.body_text);
         let outcome = filter.feedback(&tokens, options.label, now);
         let scores = TextScores { before: outcome.before.score, after: outcome.after.score };
-        let record = log_reaction(&log_dir, &message.name, &parsed, options.label, now, scores)?;
+        let record = log_reaction(&append_lock, &log_dir, &message.name, &parsed, options.label, now, scores)?;
         println!(
             "{}: marked {} — text score {:.3} → {:.3} (threshold {:.3}, {} step{}), {} image{} logged{}",
             message.name,

@@ -213,8 +213,7 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Response, Ap
     let logged = match &mail.feedback_dir {
         Some(dir) => {
             let scores = TextScores { before: outcome.before.score, after: outcome.after.score };
-            let _guard = mail.log_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let record = log_reaction(dir, &name, &parsed, label, now, scores)
+            let record = log_reaction(&mail.log_lock, dir, &name, &parsed, label, now, scores)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log_failed", format!("{e:#}")))?;
             Some(record)
         }

@@ -357,16 +357,11 @@ fn run_batch(batch: &[&HashedEntry], backbone: &Backbone, limits: &DecodeLimits)
             Ok(tensor) => {
                 let mut rows = tensor.rows();
                 for (item, image) in &prepared {
-                    let mut mean: Vec<f32> = Vec::new();
-                    for row in rows.by_ref().take(image.views) {
-                        if mean.is_empty() {
-                            mean = row.to_vec();
-                        } else {
-                            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
-                        }
-                    }
                     let scale = 1.0 / image.views.max(1) as f32;
-                    mean.iter_mut().for_each(|m| *m *= scale);
+                    let mut mean = vec![0.0f32; tensor.row_len()];
+                    for row in rows.by_ref().take(image.views) {
+                        mean.iter_mut().zip(row).for_each(|(m, v)| *m += v * scale);
+                    }
                     features.push((
                         item.sha256.clone(),
                         ImageFeatures {

@@ -123,13 +123,7 @@ impl TrainOptions {
         match self.stop_on {
             StoppingMetric::Loss => Ok(-eval.loss),
             StoppingMetric::SpamAuc => {
-                let class = |name: &str| {
-                    data.classes.iter().position(|c| c == name).ok_or_else(|| TrainerError::Dataset {
-                        path: data.description.clone().into(),
-                        reason: format!("early stopping on the spam AUC needs a '{name}' class"),
-                    })
-                };
-                let (ham, spam) = (class("ham")?, class("spam")?);
+                let (ham, spam) = spam_auc_classes(data)?;
                 let width = data.classes.len();
                 let (mut scores, mut is_spam) = (Vec::new(), Vec::new());
                 for (i, &row) in rows.iter().enumerate() {
@@ -143,6 +137,18 @@ impl TrainOptions {
             }
         }
     }
+}
+
+/// The `ham` and `spam` class indices early stopping on the spam AUC compares, or an error naming
+/// the data when one is missing.
+fn spam_auc_classes(data: &LabelledFeatures) -> Result<(usize, usize)> {
+    let class = |name: &str| {
+        data.classes.iter().position(|c| c == name).ok_or_else(|| TrainerError::Dataset {
+            path: data.description.clone().into(),
+            reason: format!("early stopping on the spam AUC needs a '{name}' class"),
+        })
+    };
+    Ok((class("ham")?, class("spam")?))
 }
 
 /// Where the training runs.
@@ -328,6 +334,10 @@ pub fn train_on<B: AutodiffBackend>(
         }
         None => data,
     };
+    if options.early_stopping.is_some() && options.stop_on == StoppingMetric::SpamAuc {
+        // Refused before the first epoch rather than after it.
+        spam_auc_classes(data)?;
+    }
     let config = HeadConfig { input_dim: data.dim, hidden: options.hidden.clone(), classes, dropout: options.dropout };
     let mut trainer = HeadTrainer::<B, _>::new(
         &config,
@@ -476,7 +486,11 @@ impl<B: AutodiffBackend> HeadTrainer<B, OptimizerAdaptor<Adam, Head<B>, B>> {
         let head = {
             let _guard = SEEDED_INIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             B::seed(device, seed);
-            config.init::<B>(device)
+            let head = config.init::<B>(device);
+            // Burn initialises parameters lazily, on first access: draw them now, under the lock,
+            // with one forward pass (dropout is the identity on the inner backend).
+            let _ = head.valid().forward(Tensor::zeros([1, config.input_dim], device));
+            head
         };
         HeadTrainer {
             head,
