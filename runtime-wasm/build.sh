@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser runtime into runtime-wasm/js/dist/: the wasm module in two variants
 # (simd128, and simd128 + relaxed-simd, whose fused multiply-add tract's matmul kernels use), the
-# wasm-bindgen glue (--target web, one file for both variants), each module through wasm-opt -O3.
+# wasm-bindgen glue (--target web, one file for both variants), each module through wasm-opt -O3;
+# and the OCR engine (tesseract.js-core's LSTM builds) into dist/tesseract/.
 # The JS package (runtime-wasm/js) picks the best variant the browser validates at load time.
 #
 # Needs: the wasm32-unknown-unknown Rust target, wasm-bindgen-cli at the version Cargo.lock pins
@@ -84,11 +85,28 @@ for pid in "${pids[@]}"; do
     wait "$pid" || { echo "build.sh: wasm-opt failed" >&2; exit 1; }
 done
 
+# The OCR engine: tesseract.js-core's LSTM-only builds (Tesseract 5, Apache-2.0), pinned in
+# runtime-wasm/js/package.json and package-lock.json (npm ci checks its integrity). The browser
+# loads the ES-module wrapper (the same script with an export), Node the CommonJS original as .cjs
+# (the package is "type": "module", so a .js there would be read as a module).
+core_dir="runtime-wasm/js/node_modules/tesseract.js-core"
+[ -f "$core_dir/package.json" ] \
+    || { echo "build.sh: tesseract.js-core is missing: npm ci --prefix runtime-wasm/js" >&2; exit 1; }
+mkdir -p "$out/tesseract"
+for build in tesseract-core-simd-lstm tesseract-core-relaxedsimd-lstm; do
+    cp "$core_dir/$build.wasm" "$out/tesseract/"
+    cp "$core_dir/$build.js" "$out/tesseract/$build.cjs"
+    { cat "$core_dir/$build.js"; printf '\nexport default TesseractCore;\n'; } >"$out/tesseract/$build.mjs"
+done
+cp "$core_dir/LICENSE" "$out/tesseract/LICENSE"
+printf '%s\n' "tesseract.js-core $(node -p "require('./$core_dir/package.json').version" 2>/dev/null || echo '?')" \
+    >"$out/tesseract/VERSION"
+
 echo "== sizes"
 printf '%-28s %12s %12s\n' file raw gzip
 for f in "$stage"/*/spamlens_wasm_bg.wasm; do
     printf '%-28s %12d %12d\n' "before wasm-opt ($(basename "$(dirname "$f")"))" "$(stat -c %s "$f")" "$(gzip -9 -c "$f" | wc -c)"
 done
-for f in "$out"/*.wasm "$out"/*.js; do
+for f in "$out"/*.wasm "$out"/*.js "$out"/tesseract/*-simd-lstm.wasm "$out"/tesseract/*-simd-lstm.mjs; do
     printf '%-28s %12d %12d\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(gzip -9 -c "$f" | wc -c)"
 done

@@ -4,7 +4,11 @@
 // whole (text filter + images, one verdict) with "mark as spam / not spam" buttons that teach the
 // text filter kept in this browser, showing the score before and after.
 //
-// Query parameters: ?model=URL (a combined model; default: model.json's), ?sha256=HEX, ?workers=N.
+// A model that reads text (OCR) shows the text it read in each image beside the verdict, and the
+// image-only and text-only probabilities.
+//
+// Query parameters: ?model=URL (a combined model; default: model.json's), ?sha256=HEX, ?workers=N,
+// ?ocr=0 (decide by the image alone), ?ocrData=URL (the OCR trained data folder).
 import { createScanner, messageVerdict } from './pkg/src/index.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -21,13 +25,23 @@ function formatBytes(n) {
 function showProgress({ phase, loaded, total, worker = 0 }) {
   if (worker > 0) return;
   const bar = $('#load-progress');
-  const words = { cache: 'Read from the browser cache', download: 'Downloading the model', verify: 'Checking its sha256', compile: 'Preparing the network (optimising, a few seconds)', ready: 'Ready' };
+  const words = {
+    cache: 'Read from the browser cache',
+    download: 'Downloading the model',
+    verify: 'Checking its sha256',
+    compile: 'Preparing the network (optimising, a few seconds)',
+    'ocr-engine': 'Loading the OCR engine',
+    'ocr-data': 'Downloading the OCR trained data',
+    ready: 'Ready',
+  };
   if (total) {
     bar.value = loaded / total;
   } else {
     bar.removeAttribute('value');
   }
-  const amount = phase === 'download' ? `: ${formatBytes(loaded)}${total ? ` of ${formatBytes(total)}` : ''}` : '';
+  const amount = ['download', 'ocr-data', 'ocr-engine'].includes(phase) && loaded
+    ? `: ${formatBytes(loaded)}${total ? ` of ${formatBytes(total)}` : ''}`
+    : '';
   $('#load-status').textContent = `${words[phase] ?? phase}${amount}…`;
 }
 
@@ -42,6 +56,10 @@ function showModelInfo(info) {
     ['held-out weighted F1', typeof metrics.weighted_f1 === 'number' ? metrics.weighted_f1.toFixed(3) : '—'],
     ['spam threshold', typeof info.thresholds?.spam === 'number'
       ? `${info.thresholds.spam.toFixed(3)} (the model's operating point)` : '0.5 (most probable class)'],
+    ['reads text', info.ocrEngine
+      ? `${info.ocrEngine.engine} ${info.ocrEngine.version} (${info.ocrEngine.data.map((d) => d.language).join(', ')}); `
+        + `image-only spam threshold ${info.imageThresholds?.spam?.toFixed(3) ?? '—'}`
+      : (info.ocr ? 'no (OCR turned off: images decided by the image alone)' : 'no (this model reads no text)')],
     ['runtime', `spamlens ${info.runtimeVersion}, wasm ${info.simd}`],
   ];
   list.replaceChildren(...rows.flatMap(([key, value]) => {
@@ -79,6 +97,7 @@ function showResult(entry, result) {
   card.dataset.state = 'done';
   card.dataset.label = result.label;
   card.dataset.probabilities = JSON.stringify(result.probabilities);
+  if (result.image_probabilities) card.dataset.imageProbabilities = JSON.stringify(result.image_probabilities);
   card.dataset.millis = String(result.millis);
   card.querySelector('.label').textContent = result.label;
   const bars = Object.entries(result.probabilities).map(([cls, p]) => {
@@ -100,7 +119,23 @@ function showResult(entry, result) {
     return li;
   });
   card.querySelector('.bars').replaceChildren(...bars);
-  card.querySelector('.meta').textContent = `${result.millis.toFixed(0)} ms · ${result.format} ${result.width}×${result.height}`;
+  const ocrMillis = typeof result.ocr_millis === 'number' ? ` (OCR ${result.ocr_millis.toFixed(0)} ms)` : '';
+  card.querySelector('.meta').textContent = `${result.millis.toFixed(0)} ms${ocrMillis} · ${result.format} ${result.width}×${result.height}`;
+  // What the image's text said, and what the image alone and the text alone say.
+  const read = card.querySelector('.ocr');
+  if (result.text) {
+    card.dataset.ocrText = result.text.text;
+    const pct = (p) => (typeof p === 'number' ? `${(100 * p).toFixed(1)}%` : '—');
+    read.querySelector('.ocr-scores').textContent = `spam: image alone ${pct(result.image_probabilities?.spam)}, `
+      + `text alone ${pct(result.text.probabilities?.spam)} · ${result.text.layout.words} words, `
+      + `mean confidence ${result.text.layout.mean_confidence.toFixed(0)}`;
+    read.querySelector('.ocr-text').textContent = result.text.text || '(no text found)';
+    read.hidden = false;
+  } else if (result.ocr_problem) {
+    read.querySelector('.ocr-scores').textContent = `text not read: ${result.ocr_problem}`;
+    read.querySelector('.ocr-text').textContent = '';
+    read.hidden = false;
+  }
 }
 
 function showError(entry, message) {
@@ -168,7 +203,8 @@ function showScan(entry, scan) {
     ...scan.images.map((image) => {
       const li = document.createElement('li');
       const p = image.probabilities ? ` (spam ${(100 * (image.probabilities.spam ?? 0)).toFixed(1)}%)` : '';
-      li.textContent = `${image.name} [${image.source.kind}]: ${image.label ?? image.error ?? image.skipped}${p}`;
+      const words = image.text?.text ? ` — reads: “${image.text.text.replace(/\s+/g, ' ').slice(0, 120)}”` : '';
+      li.textContent = `${image.name} [${image.source.kind}]: ${image.label ?? image.error ?? image.skipped}${p}${words}`;
       return li;
     }),
   );
@@ -254,17 +290,21 @@ async function main() {
   try {
     let modelUrl = params.get('model');
     let sha256 = params.get('sha256') ?? undefined;
+    let ocrData;
     if (!modelUrl) {
       const response = await fetch('model.json', { cache: 'no-cache' });
       if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
       const manifest = await response.json();
       modelUrl = manifest.url;
       sha256 = manifest.sha256;
+      ocrData = manifest.ocr_data ?? undefined;
     }
     scanner = await createScanner({
       modelUrl: new URL(modelUrl, location.href).href,
       sha256,
       workers: Number(params.get('workers') ?? 1),
+      ocr: params.get('ocr') !== '0',
+      ocrDataUrl: params.get('ocrData') ?? (ocrData ? new URL(ocrData, location.href).href : undefined),
       onProgress: showProgress,
     });
     $('#model').classList.add('ready');
@@ -275,7 +315,12 @@ async function main() {
       $('#threshold').value = String(scanner.info.thresholds.spam);
       updateMessageVerdict();
     }
-    Object.assign(document.body.dataset, { modelSource: scanner.info.source, modelSha256: scanner.info.sha256, simd: scanner.info.simd });
+    Object.assign(document.body.dataset, {
+      modelSource: scanner.info.source,
+      modelSha256: scanner.info.sha256,
+      simd: scanner.info.simd,
+      readsText: String(!!scanner.info.readsText),
+    });
     document.body.dataset.model = 'ready';
     for (const entry of waiting.splice(0)) (entry.card.classList.contains('email') ? scanEmailCard(entry) : classify(entry));
   } catch (error) {

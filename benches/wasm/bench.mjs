@@ -4,15 +4,15 @@
 //
 //   npm ci --prefix benches/wasm && runtime-wasm/build.sh && cargo build --release -p spamlens-native
 //   node benches/wasm/bench.mjs [--rounds 3] [--images 12] [--model M.onnx] [--native target/release/spamlens]
-import { createServer } from 'node:http';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { homedir } from 'node:os';
-import { join, dirname, extname, basename } from 'node:path';
+import { join, dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { serveFiles } from '../static-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..');
@@ -70,33 +70,14 @@ const routes = {
   '/bench.js': join(here, 'bench.js'),
   '/model.onnx': model,
 };
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
-const server = createServer(async (request, response) => {
-  const path = new URL(request.url, 'http://x').pathname;
-  let file = routes[path];
-  if (path === '/images.json') {
-    response.writeHead(200, { 'content-type': 'application/json' });
-    response.end(JSON.stringify(images.map((f, i) => ({ url: `/img/${i}`, name: basename(f) }))));
-    return;
-  }
-  if (path.startsWith('/img/')) file = images[Number(path.slice(5))];
-  if (path.startsWith('/pkg/')) file = join(repo, 'runtime-wasm/js', path.slice(5));
-  if (path.startsWith('/ort/')) file = join(ortDist, basename(path));
-  try {
-    const body = await readFile(file);
-    response.writeHead(200, {
-      'content-type': types[extname(file)] ?? 'application/octet-stream',
-      'cross-origin-opener-policy': 'same-origin',
-      'cross-origin-embedder-policy': 'require-corp',
-    });
-    response.end(body);
-  } catch {
-    response.writeHead(404);
-    response.end();
-  }
+const { base, close } = await serveFiles((path) => {
+  if (routes[path]) return routes[path];
+  if (path === '/images.json') return { json: images.map((f, i) => ({ url: `/img/${i}`, name: basename(f) })) };
+  if (path.startsWith('/img/')) return images[Number(path.slice(5))];
+  if (path.startsWith('/pkg/')) return join(repo, 'runtime-wasm/js', path.slice(5));
+  if (path.startsWith('/ort/')) return join(ortDist, basename(path));
+  return null;
 });
-await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const base = `http://127.0.0.1:${server.address().port}`;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -114,7 +95,7 @@ try {
   }
 } finally {
   await browser.close();
-  server.close();
+  close();
 }
 
 const size = async (file) => {

@@ -1,12 +1,20 @@
 //! A spam classifier: a combined spamlens graph (backbone + head) with its contract read from the
 //! model's `metadata_props`, turning image bytes into a label and class probabilities.
 //!
+//! A fused model also reads the text in the image: besides the image it takes the text's hashed
+//! character n-grams and layout measures ([`crate::ocr`]) and gives fused, image-only and text-only
+//! probabilities. When an image's text was read the fused output decides (at
+//! [`META_THRESHOLDS`]); when it was not (OCR off, failed, timed out) the image-only output does
+//! (at [`META_IMAGE_THRESHOLDS`]).
+//!
 //! The contract keys are defined here, once, so the trainer that writes them and both runtimes that
 //! read them cannot drift apart.
 
+use crate::PreparedImage;
 use crate::decode::{DecodeLimits, ImageFormatName};
 use crate::error::{Error, Result};
 use crate::model::{Batching, Model, ModelOptions};
+use crate::ocr::{LAYOUT_FEATURES, OcrContract, OcrImageSpec, OcrText, TextFeaturizer};
 use crate::preprocess::Preprocessing;
 
 /// Metadata key: `head` (features in) or `combined` (image tensor in).
@@ -46,16 +54,53 @@ pub const KIND_COMBINED: &str = "combined";
 /// The output every spamlens classifier graph has: class probabilities `[N, classes]`.
 pub const PROBABILITIES_OUTPUT: &str = "probabilities";
 
-/// The most probable class and every `(class, probability)` in the model's class order.
-pub type Scores = (String, Vec<(String, f32)>);
+/// Metadata key: the OCR contract of a fused model ([`OcrContract`], JSON): engine, languages,
+/// trained data, image preparation and text featurizer. Present only on models with text inputs.
+pub const META_OCR: &str = "spamlens.ocr";
+/// Metadata key: the operating point of a fused model's image-only output, used when an image's
+/// text could not be read (OCR off, failed or timed out); same format as [`META_THRESHOLDS`].
+pub const META_IMAGE_THRESHOLDS: &str = "spamlens.image_thresholds";
+/// The image-only probabilities of a fused model `[N, classes]` (the CNN head alone).
+pub const IMAGE_PROBABILITIES_OUTPUT: &str = "image_probabilities";
+/// The text-only probabilities of a fused model `[N, classes]` (OCR text and layout alone).
+pub const TEXT_PROBABILITIES_OUTPUT: &str = "text_probabilities";
+/// A fused model's input of hashed character n-grams `[N, buckets]` ([`TextFeaturizer`]).
+pub const OCR_NGRAMS_INPUT: &str = "ocr_ngrams";
+/// A fused model's input of layout measures `[N, LAYOUT_FEATURES]` ([`LayoutMeasures::vector`]).
+pub const OCR_LAYOUT_INPUT: &str = "ocr_layout";
+
+/// `(class, probability)` pairs in the model's class order.
+pub type Probabilities = Vec<(String, f32)>;
+
+/// What the model said of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// The label at the model's operating point.
+    pub label: String,
+    /// The probabilities the label was decided on: fused when the image's text was read, else
+    /// image-only.
+    pub probabilities: Probabilities,
+    /// A fused model's image-only probabilities (the CNN head alone).
+    pub image_probabilities: Option<Probabilities>,
+    /// A fused model's text-only probabilities, when the image's text was read.
+    pub text_probabilities: Option<Probabilities>,
+    /// Whether the image's text took part in the decision.
+    pub with_text: bool,
+}
 
 /// One image's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    /// The most probable class.
+    /// The label at the model's operating point.
     pub label: String,
-    /// `(class, probability)` in the model's class order.
+    /// `(class, probability)` in the model's class order: fused when the text was read.
     pub probabilities: Vec<(String, f32)>,
+    /// A fused model's image-only probabilities.
+    pub image_probabilities: Option<Probabilities>,
+    /// A fused model's text-only probabilities, when the text was read.
+    pub text_probabilities: Option<Probabilities>,
+    /// The text read from the image, when the model reads text and it was read.
+    pub text: Option<OcrText>,
     /// Decoded width in pixels.
     pub width: u32,
     /// Decoded height in pixels.
@@ -69,6 +114,60 @@ impl Verdict {
     pub fn probability(&self, class: &str) -> Option<f32> {
         self.probabilities.iter().find(|(c, _)| c == class).map(|(_, p)| *p)
     }
+
+    /// The verdict of `scores` on an image prepared as `prepared` says, with the text read.
+    pub fn new(scores: Scores, prepared: &PreparedImage, text: Option<OcrText>) -> Verdict {
+        Verdict {
+            label: scores.label,
+            probabilities: scores.probabilities,
+            image_probabilities: scores.image_probabilities,
+            text_probabilities: scores.text_probabilities,
+            text: if scores.with_text { text } else { None },
+            width: prepared.width,
+            height: prepared.height,
+            format: prepared.format,
+        }
+    }
+}
+
+/// An OCR engine as the classifier uses it: the text of a prepared image (named in errors). Native
+/// runtimes wrap their engine pool in one; the browser reads text in JavaScript and hands the words
+/// to [`OcrImage::text`](crate::ocr::OcrImage::text) instead.
+pub type ReadText<'a> = &'a (dyn Fn(&crate::ocr::OcrImage, &str) -> Result<OcrText> + Sync);
+
+/// An image's verdict and, when its text should have been read and was not, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageReading {
+    /// The verdict (fused when the text was read, else image-only).
+    pub verdict: Verdict,
+    /// Why the text was not read (OCR failed, timed out, or no engine).
+    pub ocr_problem: Option<String>,
+}
+
+/// The text side of a fused model: its contract and how it turns text into inputs.
+#[derive(Debug, Clone)]
+pub struct TextInputs {
+    contract: OcrContract,
+    image: OcrImageSpec,
+    featurizer: TextFeaturizer,
+    image_thresholds: Vec<(usize, f32)>,
+}
+
+impl TextInputs {
+    /// The OCR contract the model declares.
+    pub fn contract(&self) -> &OcrContract {
+        &self.contract
+    }
+
+    /// How images are prepared for the engine.
+    pub fn image_spec(&self) -> &OcrImageSpec {
+        &self.image
+    }
+
+    /// How text becomes the model's input.
+    pub fn featurizer(&self) -> &TextFeaturizer {
+        &self.featurizer
+    }
 }
 
 /// A loaded combined model and the contract it declares.
@@ -79,27 +178,30 @@ pub struct Classifier {
     thresholds: Vec<(usize, f32)>,
     preprocessing: Preprocessing,
     limits: DecodeLimits,
+    text: Option<TextInputs>,
+    read_text: bool,
 }
 
 impl Classifier {
     /// Loads a combined graph (`spamlens.kind = combined`) from `bytes`, called `name` in errors,
     /// and checks its contract: labels, a known preprocessing, an image input, a `probabilities`
-    /// output with one value per label.
+    /// output with one value per label, and for a fused model its OCR contract and text inputs.
     pub fn from_bytes(bytes: &[u8], name: &str, options: &ModelOptions) -> Result<Self> {
         let options = ModelOptions {
-            outputs: Some(vec![PROBABILITIES_OUTPUT.to_owned()]),
+            outputs: None,
             // A convolutional backbone runs fastest one image per plan on CPU (see `Batching`).
             batching: Batching::PerItem,
             ..options.clone()
         };
         let signature = |reason: String| Error::ModelSignature { model: name.to_owned(), reason };
-        let model = Model::from_bytes(bytes, name, &options).map_err(|e| match e {
-            Error::NoSuchOutput { available, .. } => signature(format!(
-                "no '{PROBABILITIES_OUTPUT}' output (outputs: {available}); not a spamlens classifier \
-                 (a plain backbone has no spam head; make a combined model with `spamlens-train train` or `export`)"
-            )),
-            other => other,
-        })?;
+        let model = Model::from_bytes(bytes, name, &options)?;
+        if !model.output_names().iter().any(|o| o == PROBABILITIES_OUTPUT) {
+            return Err(signature(format!(
+                "no '{PROBABILITIES_OUTPUT}' output (outputs: {}); not a spamlens classifier \
+                 (a plain backbone has no spam head; make a combined model with `spamlens-train train` or `export`)",
+                model.output_names().join(", ")
+            )));
+        }
         let meta = model.metadata();
         match meta.get(META_KIND).map(String::as_str) {
             Some(KIND_COMBINED) => {}
@@ -140,13 +242,55 @@ impl Classifier {
         }
         let thresholds = parse_thresholds(meta.get(META_THRESHOLDS).map(String::as_str).unwrap_or(""), &labels)
             .map_err(signature)?;
-        Ok(Classifier { model, labels, thresholds, preprocessing, limits: DecodeLimits::default() })
+        let text = match meta.get(META_OCR) {
+            None => {
+                if model.inputs().len() != 1 {
+                    return Err(signature(format!(
+                        "{} inputs but no '{META_OCR}' contract saying what the extra ones are",
+                        model.inputs().len()
+                    )));
+                }
+                None
+            }
+            Some(json) => Some(text_inputs(&model, json, &labels).map_err(signature)?),
+        };
+        Ok(Classifier {
+            model,
+            labels,
+            thresholds,
+            preprocessing,
+            limits: DecodeLimits::default(),
+            text,
+            read_text: true,
+        })
     }
 
     /// Replaces the decode limits (defaults: [`DecodeLimits::default`]).
     pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Turns reading text off (`--no-ocr`): images are decided by the image-only output and
+    /// [`prepare`](Self::prepare) makes no OCR input.
+    pub fn without_text(mut self) -> Self {
+        self.read_text = false;
+        self
+    }
+
+    /// Turns reading text on or off in place (see [`without_text`](Self::without_text)).
+    pub fn set_read_text(&mut self, on: bool) {
+        self.read_text = on;
+    }
+
+    /// The text side of a fused model, when this model reads text and reading is on.
+    pub fn text_inputs(&self) -> Option<&TextInputs> {
+        self.text.as_ref().filter(|_| self.read_text)
+    }
+
+    /// The text side of a fused model, whether or not reading is on.
+    pub fn declared_text_inputs(&self) -> Option<&TextInputs> {
+        self.text.as_ref()
     }
 
     /// Class names in output order.
@@ -165,6 +309,14 @@ impl Classifier {
         self.thresholds.iter().find(|(i, _)| self.labels[*i] == class).map(|&(_, t)| t)
     }
 
+    /// A fused model's image-only operating point (used when an image's text was not read).
+    pub fn image_thresholds(&self) -> Vec<(String, f32)> {
+        self.text
+            .as_ref()
+            .map(|t| t.image_thresholds.iter().map(|&(i, v)| (self.labels[i].clone(), v)).collect())
+            .unwrap_or_default()
+    }
+
     /// The underlying model (metadata, sha256).
     pub fn model(&self) -> &Model {
         &self.model
@@ -175,59 +327,181 @@ impl Classifier {
         &self.preprocessing
     }
 
-    /// Decodes, preprocesses and classifies one image; `input` names it in errors.
+    /// Decodes, preprocesses and classifies one image without reading its text; `input` names it
+    /// in errors. A fused model decides by its image-only output.
     pub fn classify(&self, bytes: &[u8], input: &str) -> Result<Verdict> {
         let prepared = self.prepare(bytes, input)?;
-        self.classify_prepared(prepared)
+        self.classify_prepared(prepared, None)
     }
 
     /// Decodes and preprocesses one image the way this model declares (the first half of
-    /// [`Classifier::classify`]), so a caller can time or schedule the two halves apart.
-    pub fn prepare(&self, bytes: &[u8], input: &str) -> Result<crate::PreparedImage> {
-        crate::prepare_image(bytes, input, &self.limits, &self.preprocessing)
+    /// [`Classifier::classify`]), so a caller can time or schedule the two halves apart; for a
+    /// fused model with reading on, also the OCR engine's input.
+    pub fn prepare(&self, bytes: &[u8], input: &str) -> Result<PreparedImage> {
+        let decoded = crate::decode_rgb(bytes, input, &self.limits)?;
+        let mut prepared = crate::prepare_decoded(&decoded, input, &self.preprocessing)?;
+        if let Some(text) = self.text_inputs() {
+            prepared.ocr_image = crate::ocr::OcrImage::prepare(&decoded.rgb, &text.image, input)?;
+            prepared.reads_text = true;
+        }
+        Ok(prepared)
     }
 
     /// Runs the model on an image prepared by [`Classifier::prepare`] (the second half of
-    /// [`Classifier::classify`]).
-    pub fn classify_prepared(&self, prepared: crate::PreparedImage) -> Result<Verdict> {
-        let (label, probabilities) = self.score(prepared.tensor)?;
-        Ok(Verdict { label, probabilities, width: prepared.width, height: prepared.height, format: prepared.format })
+    /// [`Classifier::classify`]) with the text read from it, if any.
+    pub fn classify_prepared(&self, prepared: PreparedImage, text: Option<OcrText>) -> Result<Verdict> {
+        let (tensor, meta) = prepared.split();
+        let scores = self.score_with_text(tensor, text.as_ref())?;
+        Ok(Verdict::new(scores, &meta, text))
+    }
+
+    /// Decodes, preprocesses, reads the text with `ocr` (when the model reads text) and classifies
+    /// one image. OCR that fails costs the image its text, not its verdict: it is decided by the
+    /// image-only output and the reading says why.
+    pub fn read_and_classify(&self, bytes: &[u8], input: &str, ocr: Option<ReadText<'_>>) -> Result<ImageReading> {
+        let prepared = self.prepare(bytes, input)?;
+        let (text, ocr_problem) = self.text_of(&prepared, input, ocr);
+        let verdict = self.classify_prepared(prepared, text)?;
+        Ok(ImageReading { verdict, ocr_problem })
+    }
+
+    /// The text to classify a prepared image with: none when the model does not read text, the
+    /// empty text for an image too small to hold any, else what `ocr` reads (or, when it fails or
+    /// there is no engine, none and the reason).
+    pub fn text_of(
+        &self,
+        prepared: &PreparedImage,
+        input: &str,
+        ocr: Option<ReadText<'_>>,
+    ) -> (Option<OcrText>, Option<String>) {
+        if !prepared.reads_text {
+            return (None, None);
+        }
+        match (&prepared.ocr_image, ocr) {
+            (None, _) => (Some(OcrText::empty(prepared.width, prepared.height)), None),
+            (Some(_), None) => (None, Some(format!("{input}: OCR is not available in this runtime"))),
+            (Some(image), Some(read)) => match read(image, input) {
+                Ok(text) => (Some(text), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+        }
     }
 
     /// Runs the model on one input tensor (`3 × crop × crop` floats, as [`Classifier::prepare`]
-    /// makes them): the most probable class and every `(class, probability)` in model order.
+    /// makes them) without text.
     pub fn score(&self, tensor: Vec<f32>) -> Result<Scores> {
-        let mut scores = self.score_batch(tensor, 1)?;
+        self.score_with_text(tensor, None)
+    }
+
+    /// Runs the model on one input tensor and the text read from the image, if any.
+    pub fn score_with_text(&self, tensor: Vec<f32>, text: Option<&OcrText>) -> Result<Scores> {
+        let mut scores = self.score_batch(tensor, &[text])?;
         scores.pop().ok_or_else(|| Error::Inference {
             model: self.model.name().to_owned(),
             reason: "no result for a batch of one".into(),
         })
     }
 
-    /// Runs the model once on `batch` input tensors laid end to end (what a server's dynamic
-    /// batcher collects from concurrent requests): one [`Scores`] per tensor, in order.
-    pub fn score_batch(&self, tensors: Vec<f32>, batch: usize) -> Result<Vec<Scores>> {
-        let probabilities = self.model.run(tensors, batch)?.take(PROBABILITIES_OUTPUT)?;
+    /// Runs the model once on `texts.len()` input tensors laid end to end (what a server's dynamic
+    /// batcher collects from concurrent requests), each with the text read from its image (`None`:
+    /// not read; the image-only output decides): one [`Scores`] per tensor, in order.
+    pub fn score_batch(&self, tensors: Vec<f32>, texts: &[Option<&OcrText>]) -> Result<Vec<Scores>> {
+        let batch = texts.len();
         let mismatch = |reason: String| Error::ModelSignature { model: self.model.name().to_owned(), reason };
-        if probabilities.row_len() != self.labels.len() {
-            return Err(mismatch(format!(
-                "{} probabilities for {} labels",
-                probabilities.row_len(),
-                self.labels.len()
-            )));
-        }
-        let rows: Vec<Scores> = probabilities
-            .rows()
-            .map(|row| {
-                let best = decide(row, &self.thresholds);
-                (self.labels[best].clone(), self.labels.iter().cloned().zip(row.iter().copied()).collect())
+        let mut outputs = match &self.text {
+            None => self.model.run(tensors, batch)?,
+            Some(side) => {
+                let buckets = side.featurizer.buckets as usize;
+                let mut ngrams = vec![0.0f32; batch * buckets];
+                let mut layout = vec![0.0f32; batch * LAYOUT_FEATURES];
+                for (i, text) in texts.iter().enumerate() {
+                    if let Some(text) = text.filter(|_| self.read_text) {
+                        for (bucket, value) in side.featurizer.sparse(text) {
+                            ngrams[i * buckets + bucket as usize] = value;
+                        }
+                        layout[i * LAYOUT_FEATURES..(i + 1) * LAYOUT_FEATURES].copy_from_slice(&text.layout().vector());
+                    }
+                }
+                self.model.run_inputs(vec![tensors, ngrams, layout], batch)?
+            }
+        };
+        let take = |outputs: &mut crate::ModelOutputs, name: &str| -> Result<crate::OutputTensor> {
+            let tensor = outputs.get(name)?.clone();
+            if tensor.row_len() != self.labels.len() || tensor.shape.first() != Some(&batch) {
+                return Err(mismatch(format!(
+                    "output {name} has shape {:?} for a batch of {batch} and {} labels",
+                    tensor.shape,
+                    self.labels.len()
+                )));
+            }
+            Ok(tensor)
+        };
+        let fused = take(&mut outputs, PROBABILITIES_OUTPUT)?;
+        let pairs = |row: &[f32]| -> Probabilities { self.labels.iter().cloned().zip(row.iter().copied()).collect() };
+        let Some(side) = &self.text else {
+            return Ok(fused
+                .rows()
+                .map(|row| Scores {
+                    label: self.labels[decide(row, &self.thresholds)].clone(),
+                    probabilities: pairs(row),
+                    image_probabilities: None,
+                    text_probabilities: None,
+                    with_text: false,
+                })
+                .collect());
+        };
+        let image = take(&mut outputs, IMAGE_PROBABILITIES_OUTPUT)?;
+        let text_only = take(&mut outputs, TEXT_PROBABILITIES_OUTPUT)?;
+        Ok(texts
+            .iter()
+            .zip(fused.rows().zip(image.rows()).zip(text_only.rows()))
+            .map(|(text, ((fused, image), text_only))| {
+                let with_text = self.read_text && text.is_some();
+                let (row, thresholds) =
+                    if with_text { (fused, &self.thresholds) } else { (image, &side.image_thresholds) };
+                Scores {
+                    label: self.labels[decide(row, thresholds)].clone(),
+                    probabilities: pairs(row),
+                    image_probabilities: Some(pairs(image)),
+                    text_probabilities: with_text.then(|| pairs(text_only)),
+                    with_text,
+                }
             })
-            .collect();
-        if rows.len() != batch {
-            return Err(mismatch(format!("{} rows of probabilities for a batch of {batch}", rows.len())));
-        }
-        Ok(rows)
+            .collect())
     }
+}
+
+/// Reads and checks a fused model's text side: the contract, the inputs it implies, the outputs,
+/// the image-only thresholds.
+fn text_inputs(model: &Model, json: &str, labels: &[String]) -> std::result::Result<TextInputs, String> {
+    let contract = OcrContract::from_json(json).map_err(|e| format!("metadata '{META_OCR}': {e}"))?;
+    let image = contract
+        .image_spec()
+        .ok_or_else(|| format!("OCR image preparation '{}' is not one this runtime implements", contract.image))?;
+    let featurizer = contract
+        .text_featurizer()
+        .ok_or_else(|| format!("text featurizer '{}' is not one this runtime implements", contract.featurizer))?;
+    let expected = [(OCR_NGRAMS_INPUT, vec![featurizer.buckets as usize]), (OCR_LAYOUT_INPUT, vec![LAYOUT_FEATURES])];
+    let inputs = model.inputs();
+    if inputs.len() != 3
+        || inputs[1..].iter().zip(&expected).any(|(input, (name, dims))| input.name != *name || input.dims != *dims)
+    {
+        let found: Vec<String> = inputs.iter().map(|i| format!("{} {:?}", i.name, i.dims)).collect();
+        return Err(format!(
+            "a model with an OCR contract takes the image, {OCR_NGRAMS_INPUT} [{}] and {OCR_LAYOUT_INPUT} \
+             [{LAYOUT_FEATURES}]; this one takes {}",
+            featurizer.buckets,
+            found.join(", ")
+        ));
+    }
+    for output in [IMAGE_PROBABILITIES_OUTPUT, TEXT_PROBABILITIES_OUTPUT] {
+        if !model.output_names().iter().any(|o| o == output) {
+            return Err(format!("a model with an OCR contract has an '{output}' output; this one has none"));
+        }
+    }
+    let image_thresholds =
+        parse_thresholds(model.metadata().get(META_IMAGE_THRESHOLDS).map(String::as_str).unwrap_or(""), labels)?;
+    Ok(TextInputs { contract, image, featurizer, image_thresholds })
 }
 
 /// The label index for one row of probabilities: the first thresholded class whose probability

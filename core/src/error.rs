@@ -73,6 +73,14 @@ pub enum Error {
     #[error("text filter: {reason}")]
     TextFilter { reason: String },
 
+    /// The OCR engine could not read the image (the image still gets its image-only verdict).
+    #[error("{input}: OCR failed: {reason}")]
+    Ocr { input: String, reason: String },
+
+    /// The OCR engine ran past its time limit (the image still gets its image-only verdict).
+    #[error("{input}: OCR stopped after the {limit_ms} ms time limit")]
+    OcrTimedOut { input: String, limit_ms: u64 },
+
     /// tract failed while running the graph.
     #[error("model {model}: inference failed: {reason}")]
     Inference { model: String, reason: String },

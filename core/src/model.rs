@@ -51,12 +51,28 @@ pub struct Model {
     plan: Arc<TypedRunnableModel>,
     /// The plan runs one item at a time (see [`Batching`]).
     per_item: bool,
-    input_name: String,
-    /// Input dimensions after the batch dimension, e.g. `[3, 224, 224]` or `[2048]`.
-    input_dims: Vec<usize>,
+    /// The graph's inputs in graph order (a classifier's image first; a fused model adds its text
+    /// inputs).
+    inputs: Vec<ModelInput>,
     output_names: Vec<String>,
     metadata: BTreeMap<String, String>,
     sha256: String,
+}
+
+/// One input tensor of a model: its name and its dimensions after the batch dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInput {
+    /// The ONNX input name.
+    pub name: String,
+    /// Dimensions after the batch dimension, e.g. `[3, 224, 224]` or `[2048]`.
+    pub dims: Vec<usize>,
+}
+
+impl ModelInput {
+    /// Number of f32 values one batch item takes in this input.
+    pub fn values_per_item(&self) -> usize {
+        self.dims.iter().product()
+    }
 }
 
 /// The outputs of one [`Model::run`]: f32 tensors by name, each with the batch as first dimension.
@@ -140,15 +156,14 @@ impl Model {
         let initialisers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<&pb::ValueInfoProto> =
             graph.input.iter().filter(|i| !initialisers.contains(i.name.as_str())).collect();
-        let [input] = inputs.as_slice() else {
-            return Err(signature_error(format!(
-                "expected exactly one input tensor, found {} ({})",
-                inputs.len(),
-                inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        };
-        let input_dims = per_item_dims(input).map_err(signature_error)?;
-        let input_name = input.name.clone();
+        if inputs.is_empty() {
+            return Err(signature_error("the graph has no input tensor".into()));
+        }
+        let inputs: Vec<ModelInput> = inputs
+            .iter()
+            .map(|input| Ok(ModelInput { name: input.name.clone(), dims: per_item_dims(input)? }))
+            .collect::<Result<_, String>>()
+            .map_err(signature_error)?;
         let graph_outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
 
         let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| load_error(format!("{e:#}")))?;
@@ -175,11 +190,13 @@ impl Model {
 
         let run_options = RunOptions { executor: executor(options.intra_op_threads), ..Default::default() };
         let prepare = |mut model: InferenceModel, batch: TDim| -> Result<Arc<TypedRunnableModel>> {
-            let mut shape: TVec<TDim> = tvec![batch];
-            shape.extend(input_dims.iter().map(|&d| TDim::from(d)));
-            model
-                .set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
-                .map_err(|e| signature_error(format!("{e:#}")))?;
+            for (index, input) in inputs.iter().enumerate() {
+                let mut shape: TVec<TDim> = tvec![batch.clone()];
+                shape.extend(input.dims.iter().map(|&d| TDim::from(d)));
+                model
+                    .set_input_fact(index, InferenceFact::dt_shape(f32::datum_type(), shape))
+                    .map_err(|e| signature_error(format!("{e:#}")))?;
+            }
             let optimised = model.into_optimized().map_err(|e| load_error(format!("{e:#}")))?;
             optimised.into_runnable_with_options(&run_options).map_err(|e| load_error(format!("{e:#}")))
         };
@@ -197,8 +214,7 @@ impl Model {
             name: name.to_owned(),
             plan,
             per_item,
-            input_name,
-            input_dims,
+            inputs,
             output_names,
             metadata,
             sha256: hex::encode(Sha256::digest(bytes)),
@@ -220,19 +236,24 @@ impl Model {
         &self.sha256
     }
 
-    /// The input tensor's name.
+    /// The first input tensor's name (the image of a classifier).
     pub fn input_name(&self) -> &str {
-        &self.input_name
+        &self.inputs[0].name
     }
 
-    /// Input dimensions after the batch dimension, e.g. `[3, 224, 224]`.
+    /// The first input's dimensions after the batch dimension, e.g. `[3, 224, 224]`.
     pub fn input_dims(&self) -> &[usize] {
-        &self.input_dims
+        &self.inputs[0].dims
     }
 
-    /// Number of f32 values one batch item takes in the input.
+    /// Number of f32 values one batch item takes in the first input.
     pub fn values_per_item(&self) -> usize {
-        self.input_dims.iter().product()
+        self.inputs[0].values_per_item()
+    }
+
+    /// Every input, in graph order.
+    pub fn inputs(&self) -> &[ModelInput] {
+        &self.inputs
     }
 
     /// Output names, in the order [`run`](Self::run) returns them.
@@ -243,12 +264,18 @@ impl Model {
     /// A human-readable summary (sha256, input, outputs, metadata), one item per line, as the
     /// command-line tools print it.
     pub fn describe(&self) -> String {
-        let dims: Vec<String> = self.input_dims.iter().map(ToString::to_string).collect();
+        let inputs: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|i| {
+                let dims: Vec<String> = i.dims.iter().map(ToString::to_string).collect();
+                format!("{} [N, {}]", i.name, dims.join(", "))
+            })
+            .collect();
         let mut out = format!(
-            "sha256:  {}\ninput:   {} [N, {}]\noutputs: {}\n",
+            "sha256:  {}\ninput:   {}\noutputs: {}\n",
             self.sha256,
-            self.input_name,
-            dims.join(", "),
+            inputs.join(", "),
             self.output_names.join(", ")
         );
         for (key, value) in &self.metadata {
@@ -257,19 +284,46 @@ impl Model {
         out
     }
 
-    /// Runs one batch: `input` holds `batch` items of [`values_per_item`](Self::values_per_item)
-    /// floats each, row-major.
+    /// Runs one batch of a one-input model: `input` holds `batch` items of
+    /// [`values_per_item`](Self::values_per_item) floats each, row-major.
     pub fn run(&self, input: Vec<f32>, batch: usize) -> Result<ModelOutputs> {
-        let per_item = self.values_per_item();
-        if batch == 0 || input.len() != batch * per_item {
-            return Err(Error::BatchShape { model: self.name.clone(), got: input.len(), batch, per_image: per_item });
+        self.run_inputs(vec![input], batch)
+    }
+
+    /// Runs one batch: one buffer per [`input`](Self::inputs), in graph order, each holding
+    /// `batch` items row-major.
+    pub fn run_inputs(&self, inputs: Vec<Vec<f32>>, batch: usize) -> Result<ModelOutputs> {
+        if inputs.len() != self.inputs.len() {
+            return Err(Error::Inference {
+                model: self.name.clone(),
+                reason: format!("{} input buffers for a graph of {} inputs", inputs.len(), self.inputs.len()),
+            });
+        }
+        for (buffer, input) in inputs.iter().zip(&self.inputs) {
+            let per_item = input.values_per_item();
+            if batch == 0 || buffer.len() != batch * per_item {
+                return Err(Error::BatchShape {
+                    model: self.name.clone(),
+                    got: buffer.len(),
+                    batch,
+                    per_image: per_item,
+                });
+            }
         }
         if !self.per_item {
-            return self.run_plan(input, batch);
+            return self.run_plan(inputs, batch);
         }
         let mut merged: Option<Vec<OutputTensor>> = None;
-        for item in input.chunks_exact(per_item) {
-            let outputs = self.run_plan(item.to_vec(), 1)?;
+        for item in 0..batch {
+            let slices: Vec<Vec<f32>> = inputs
+                .iter()
+                .zip(&self.inputs)
+                .map(|(buffer, input)| {
+                    let n = input.values_per_item();
+                    buffer[item * n..(item + 1) * n].to_vec()
+                })
+                .collect();
+            let outputs = self.run_plan(slices, 1)?;
             match merged.as_mut() {
                 None => merged = Some(outputs.tensors),
                 Some(acc) => {
@@ -292,15 +346,19 @@ impl Model {
         self.per_item
     }
 
-    fn run_plan(&self, input: Vec<f32>, batch: usize) -> Result<ModelOutputs> {
+    fn run_plan(&self, inputs: Vec<Vec<f32>>, batch: usize) -> Result<ModelOutputs> {
         let inference_error = |reason: String| Error::Inference { model: self.name.clone(), reason };
-        let mut shape = Vec::with_capacity(self.input_dims.len() + 1);
-        shape.push(batch);
-        shape.extend_from_slice(&self.input_dims);
-        let tensor = tract_ndarray::ArrayD::from_shape_vec(shape, input)
-            .map_err(|e| inference_error(e.to_string()))?
-            .into_tensor();
-        let outputs = self.plan.run(tvec!(tensor.into())).map_err(|e| inference_error(format!("{e:#}")))?;
+        let mut values: TVec<TValue> = tvec![];
+        for (buffer, input) in inputs.into_iter().zip(&self.inputs) {
+            let mut shape = Vec::with_capacity(input.dims.len() + 1);
+            shape.push(batch);
+            shape.extend_from_slice(&input.dims);
+            let tensor = tract_ndarray::ArrayD::from_shape_vec(shape, buffer)
+                .map_err(|e| inference_error(e.to_string()))?
+                .into_tensor();
+            values.push(tensor.into());
+        }
+        let outputs = self.plan.run(values).map_err(|e| inference_error(format!("{e:#}")))?;
         if outputs.len() != self.output_names.len() {
             return Err(inference_error(format!(
                 "graph returned {} outputs, expected {}",

@@ -20,9 +20,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cla_ann::{ClaAnn, TextScore};
-use crate::classifier::{Classifier, Verdict};
+use crate::classifier::{Classifier, ImageReading, ReadText, Verdict};
 use crate::email::{EmailImage, EmailLimits, ImageSource, ParsedEmail, parse_email};
 use crate::error::{Error, Result};
+use crate::ocr::TextReading;
 
 /// How the parts' results become the message's verdict (see the module docs for the order).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -71,10 +72,19 @@ pub struct ImageResult {
 pub enum ImageOutcome {
     /// Classified.
     Classified {
-        /// Most probable class.
+        /// The label at the model's operating point.
         label: String,
-        /// Every class's probability, in model order.
+        /// Every class's probability, in model order (fused when the image's text was read).
         probabilities: serde_json::Map<String, serde_json::Value>,
+        /// A fused model's image-only probabilities.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        image_probabilities: Option<serde_json::Map<String, serde_json::Value>>,
+        /// What OCR read in the image and what the text alone says.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<Box<TextReading>>,
+        /// Why the image's text could not be read (it was decided by the image alone).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ocr_problem: Option<String>,
         /// Decoded width.
         width: u32,
         /// Decoded height.
@@ -97,15 +107,39 @@ pub enum ImageOutcome {
 impl ImageOutcome {
     /// The outcome of classifying an image.
     pub fn from_result(result: Result<Verdict>) -> Self {
+        Self::from_reading(result.map(|verdict| ImageReading { verdict, ocr_problem: None }))
+    }
+
+    /// The outcome of reading and classifying an image ([`Classifier::read_and_classify`]).
+    pub fn from_reading(result: Result<ImageReading>) -> Self {
         match result {
-            Ok(v) => ImageOutcome::Classified {
-                probabilities: v.probabilities.iter().map(|(l, p)| (l.clone(), serde_json::json!(p))).collect(),
-                label: v.label,
-                width: v.width,
-                height: v.height,
-                format: v.format.to_string(),
-            },
+            Ok(ImageReading { verdict: v, ocr_problem }) => {
+                let map = |pairs: &[(String, f32)]| -> serde_json::Map<String, serde_json::Value> {
+                    pairs.iter().map(|(l, p)| (l.clone(), serde_json::json!(p))).collect()
+                };
+                ImageOutcome::Classified {
+                    probabilities: map(&v.probabilities),
+                    image_probabilities: v.image_probabilities.as_deref().map(map),
+                    text: v
+                        .text
+                        .as_ref()
+                        .map(|t| Box::new(TextReading::new(t, v.text_probabilities.as_deref().map(map)))),
+                    ocr_problem,
+                    label: v.label,
+                    width: v.width,
+                    height: v.height,
+                    format: v.format.to_string(),
+                }
+            }
             Err(e) => ImageOutcome::Failed { error: e.to_string() },
+        }
+    }
+
+    /// The text OCR read in the image, if any.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            ImageOutcome::Classified { text: Some(t), .. } => Some(&t.text),
+            _ => None,
         }
     }
 
@@ -257,28 +291,51 @@ pub fn combine(text: Option<&TextScore>, images: &[ImageResult], rule: &VerdictR
     }
 }
 
-/// Scans one message end to end: parse, text score (when a filter is given), each image classified
-/// in turn (when a classifier is given), combined by `rule`. Errors only when the bytes are not a
-/// message (see [`parse_email`]).
+/// Scans one message end to end: parse, each image classified in turn (when a classifier is given;
+/// its text read by `ocr` when the model reads text), the text score of the body and the images'
+/// text (when a filter is given), combined by `rule`. Errors only when the bytes are not a message
+/// (see [`parse_email`]).
 pub fn scan_email(
     bytes: &[u8],
     name: &str,
     limits: &EmailLimits,
     classifier: Option<&Classifier>,
+    ocr: Option<ReadText<'_>>,
     filter: Option<&ClaAnn>,
     rule: &VerdictRule,
 ) -> Result<MessageScan> {
     let parsed = parse_email(bytes, name, limits)?;
-    let text = filter.map(|f| f.score(&f.tokens(&parsed.subject, &parsed.body_text)));
-    let outcomes = parsed
+    let outcomes: Vec<ImageOutcome> = parsed
         .images
         .iter()
         .map(|image| match classifier {
-            Some(c) => ImageOutcome::from_result(c.classify(&image.bytes, &format!("{name}: {}", image.name))),
+            Some(c) => {
+                ImageOutcome::from_reading(c.read_and_classify(&image.bytes, &format!("{name}: {}", image.name), ocr))
+            }
             None => ImageOutcome::Skipped { skipped: "no image model in use".into() },
         })
         .collect();
+    let text = filter.map(|f| f.score(&f.tokens(&parsed.subject, &message_text(&parsed.body_text, &outcomes))));
     Ok(scan_parts(name, parsed, text, outcomes, rule))
+}
+
+/// The text the text filter reads for a message: its body, then the text OCR read in each of its
+/// images (one image per paragraph), so a campaign whose words are drawn in pictures is scored, and
+/// learnt from, by those words.
+pub fn message_text(body: &str, images: &[ImageOutcome]) -> String {
+    image_text_appended(body, images.iter().filter_map(ImageOutcome::text))
+}
+
+/// `body`, then each non-empty image text as its own paragraph (see [`message_text`]).
+pub fn image_text_appended<'a>(body: &str, texts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = body.to_owned();
+    for text in texts.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(text);
+    }
+    out
 }
 
 /// Checks a rule's thresholds (each within 0..=1).
@@ -311,7 +368,16 @@ mod tests {
         } else {
             "ham"
         };
-        ImageOutcome::Classified { label: label.into(), probabilities, width: 1, height: 1, format: "PNG".into() }
+        ImageOutcome::Classified {
+            label: label.into(),
+            probabilities,
+            image_probabilities: None,
+            text: None,
+            ocr_problem: None,
+            width: 1,
+            height: 1,
+            format: "PNG".into(),
+        }
     }
 
     fn image(name: &str, outcome: ImageOutcome) -> ImageResult {

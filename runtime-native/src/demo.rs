@@ -7,7 +7,9 @@
 //! - `/` … the demo page's files; `/pkg/` … the JS package (`src/`, `dist/`, types);
 //! - `/model.json` … `{ url, sha256, bytes, name, labels }`, revalidated on every load;
 //! - `/models/<sha256>.onnx` … the model, content-addressed, so it is cached forever (`immutable`);
-//! - `/models/<sha256>.onnx.sha256` … the sidecar the JS package reads when given only a URL.
+//! - `/models/<sha256>.onnx.sha256` … the sidecar the JS package reads when given only a URL;
+//! - `/models/tessdata/<language>.traineddata` … for a model that reads text, its OCR trained data
+//!   (the files the native engine uses; the page checks them against the model's contract).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,13 +33,14 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Files of the JS package that the page needs (what `npm pack` ships, without the README).
-const PACKAGE_FILES: [&str; 6] = [
+const PACKAGE_FILES: [&str; 7] = [
     "package.json",
     "index.d.ts",
     "src",
     "dist/spamlens_wasm.js",
     "dist/spamlens_simd.wasm",
     "dist/spamlens_relaxed.wasm",
+    "dist/tesseract",
 ];
 
 /// What the demo serves: the page, the package and one checked model.
@@ -50,6 +53,8 @@ pub struct DemoSite {
     sha256: String,
     bytes: u64,
     labels: Vec<String>,
+    /// For a model that reads text: the trained data folder and the languages to serve from it.
+    tessdata: Option<(PathBuf, Vec<String>)>,
 }
 
 /// `flag`, else `$env`, else `./relative`, else the checkout this binary was built from.
@@ -77,7 +82,7 @@ impl DemoSite {
         let bytes = std::fs::read(model).with_context(|| format!("reading {model_name}"))?;
         let classifier = Classifier::from_bytes(&bytes, &model_name, &ModelOptions::default())
             .with_context(|| format!("{model_name} cannot be served to the demo"))?;
-        Ok(Self::with_classifier(www, package, model, &classifier, bytes.len() as u64))
+        Self::with_classifier(www, package, model, &classifier, bytes.len() as u64)
     }
 
     /// The page's and the package's folders (see [`DemoSite::prepare`]), checked to hold a page and
@@ -102,8 +107,25 @@ impl DemoSite {
 
     /// The site for a model the caller has already loaded as `classifier` from `model` (`bytes`
     /// long), as `spamlens serve --demo` does: no second load.
-    pub fn with_classifier(www: PathBuf, package: PathBuf, model: &Path, classifier: &Classifier, bytes: u64) -> Self {
-        DemoSite {
+    /// A model that reads text brings its OCR trained data, found as the native engine finds it.
+    pub fn with_classifier(
+        www: PathBuf,
+        package: PathBuf,
+        model: &Path,
+        classifier: &Classifier,
+        bytes: u64,
+    ) -> Result<Self> {
+        let tessdata = match classifier.declared_text_inputs() {
+            None => None,
+            Some(text) => {
+                let dir = spamlens_ocr::tessdata::locate(None, &spamlens_trainer::backbone::default_cache_dir())
+                    .context("the demo page reads text in images and needs the OCR trained data")?;
+                let languages = text.contract().data.iter().map(|d| d.language.clone()).collect();
+                Some((dir.path().to_path_buf(), languages))
+            }
+        };
+        Ok(DemoSite {
+            tessdata,
             www,
             package,
             model: model.to_path_buf(),
@@ -111,7 +133,7 @@ impl DemoSite {
             bytes,
             labels: classifier.labels().to_vec(),
             model_name: model.file_name().map_or_else(|| "model.onnx".to_owned(), |n| n.to_string_lossy().into_owned()),
-        }
+        })
     }
 
     /// The model's sha256.
@@ -127,6 +149,7 @@ impl DemoSite {
             "bytes": self.bytes,
             "name": self.model_name,
             "labels": self.labels,
+            "ocr_data": self.tessdata.as_ref().map(|_| "models/tessdata/"),
         })
     }
 
@@ -144,6 +167,7 @@ impl DemoSite {
         Router::new()
             .route("/model.json", get(manifest))
             .route("/models/{file}", get(model))
+            .route("/models/tessdata/{file}", get(trained_data))
             // Only the package's shipped files: never node_modules or anything else beside them.
             .nest_service("/pkg/src", ServeDir::new(self.package.join("src")))
             .nest_service("/pkg/dist", ServeDir::new(self.package.join("dist")))
@@ -195,6 +219,12 @@ impl DemoSite {
             copy_file(&self.model, &target)?;
         }
         write_file(&models.join(format!("{}.onnx.sha256", self.sha256)), self.sidecar().as_bytes())?;
+        if let Some((folder, languages)) = &self.tessdata {
+            for language in languages {
+                let file = format!("{language}.traineddata");
+                copy_file(&folder.join(&file), &models.join("tessdata").join(&file))?;
+            }
+        }
         let manifest = serde_json::to_vec_pretty(&self.manifest()).context("encoding model.json")?;
         write_file(&dir.join("model.json"), &manifest)
     }
@@ -255,6 +285,28 @@ async fn model(
         return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], served.site.sidecar()).into_response();
     }
     (StatusCode::NOT_FOUND, format!("no model '{file}' here; see /model.json")).into_response()
+}
+
+async fn trained_data(
+    State(served): State<Served>,
+    UrlPath(file): UrlPath<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let Some((folder, languages)) = &served.site.tessdata else {
+        return (StatusCode::NOT_FOUND, "this model reads no text").into_response();
+    };
+    if !languages.iter().any(|l| file == format!("{l}.traineddata")) {
+        return (StatusCode::NOT_FOUND, format!("no trained data '{file}' here")).into_response();
+    }
+    let result = tower::ServiceExt::oneshot(ServeFile::new(folder.join(&file)), request).await;
+    let mut response = match result {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    };
+    // The page checks and caches the files by sha256; a new pinned version has a new hash.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    response
 }
 
 /// Serves `site` on `listen` until SIGINT/SIGTERM, printing the URL once bound (port 0 picks one).

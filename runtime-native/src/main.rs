@@ -13,6 +13,7 @@ mod classify;
 mod default_model;
 mod demo;
 mod reaction_log;
+mod reading;
 mod scan;
 mod serve;
 use clap::{Parser, Subcommand};
@@ -46,6 +47,8 @@ enum Command {
         /// Parallel workers (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
+        #[command(flatten)]
+        ocr: reading::OcrArgs,
     },
     /// One verdict per email: the CLA_ANN text filter's score, every image's label, and the
     /// combined verdict with the part that decided. Takes .eml files, mbox files and folders.
@@ -89,6 +92,8 @@ enum Command {
         /// Parallel workers (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
+        #[command(flatten)]
+        ocr: reading::OcrArgs,
     },
     /// The user's "mark as spam / not spam": the text filter in STATE learns from each message at
     /// once (STATE starts as a copy of the built-in filter), and the reaction with the message's
@@ -106,6 +111,8 @@ enum Command {
         /// Where to log reactions and image bytes (default: STATE.feedback/).
         #[arg(long)]
         log_dir: Option<PathBuf>,
+        #[command(flatten)]
+        ocr: reading::OcrArgs,
     },
     /// Serve the browser demo page, the JS package and a model on loopback (or export them as a
     /// static site with --export). Needs the JS package built by runtime-wasm/build.sh.
@@ -167,14 +174,14 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<bool> {
     match cli.command {
-        Command::Classify { inputs, model, backbone, json, jobs } => {
+        Command::Classify { inputs, model, backbone, json, jobs, ocr } => {
             let model = match model {
                 Some(path) => path,
                 None => default_model::default_model(backbone.as_deref())?,
             };
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let format = if json { classify::Format::Json } else { classify::Format::Table };
-            classify::classify(&model, &inputs, format, jobs)
+            classify::classify(&model, &inputs, format, jobs, &ocr)
         }
         Command::Scan {
             inputs,
@@ -188,6 +195,7 @@ fn run(cli: Cli) -> Result<bool> {
             image_ad_threshold,
             json,
             jobs,
+            ocr,
         } => {
             let model = match (model, no_images) {
                 (_, true) => None,
@@ -207,11 +215,12 @@ fn run(cli: Cli) -> Result<bool> {
                 json,
                 learn,
                 jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                ocr,
             };
             scan::scan(&inputs, &options)
         }
-        Command::Feedback { inputs, label, state, log_dir } => {
-            scan::feedback(&inputs, &scan::FeedbackOptions { state, label, log_dir })
+        Command::Feedback { inputs, label, state, log_dir, ocr } => {
+            scan::feedback(&inputs, &scan::FeedbackOptions { state, label, log_dir, ocr })
         }
         Command::Demo { listen, model, backbone, www, package, export } => {
             let model = match model {

@@ -10,8 +10,10 @@ use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use spamlens_core::cla_ann::{ClaAnn, TextLabel};
 use spamlens_core::email::{EmailLimits, mbox, parse_email};
-use spamlens_core::scan::{MessageScan, VerdictRule, scan_email};
-use spamlens_core::{Classifier, ModelOptions};
+use spamlens_core::scan::{MessageScan, VerdictRule, image_text_appended, scan_email};
+use spamlens_core::{Classifier, ModelOptions, ReadText};
+
+use crate::reading::{Ocr, OcrArgs};
 
 use crate::reaction_log::{TextScores, log_reaction};
 
@@ -116,18 +118,24 @@ pub struct ScanOptions {
     pub learn: bool,
     /// Parallel messages.
     pub jobs: usize,
+    /// OCR flags.
+    pub ocr: OcrArgs,
 }
 
 /// Scans every message; returns whether all could be read.
 pub fn scan(inputs: &[PathBuf], options: &ScanOptions) -> Result<bool> {
     spamlens_core::scan::check_rule(&options.rule)?;
-    let classifier = match &options.model {
+    let (classifier, ocr) = match &options.model {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
-            Some(Classifier::from_bytes(&bytes, &path.display().to_string(), &ModelOptions::default())?)
+            let classifier = Classifier::from_bytes(&bytes, &path.display().to_string(), &ModelOptions::default())?;
+            let (classifier, ocr) = Ocr::for_classifier(classifier, &options.ocr)?;
+            (Some(classifier), ocr)
         }
-        None => None,
+        None => (None, Ocr::default()),
     };
+    let read = |image: &spamlens_core::ocr::OcrImage, input: &str| ocr.recognize(image, input, &|_| {});
+    let engine: Option<ReadText<'_>> = if ocr.is_on() { Some(&read) } else { None };
     if options.learn && (options.no_text || options.text_filter.is_none()) {
         bail!("--learn needs --text-filter FILE: the filter that learns is saved there");
     }
@@ -162,25 +170,30 @@ pub fn scan(inputs: &[PathBuf], options: &ScanOptions) -> Result<bool> {
                 .par_iter()
                 .map(|m| {
                     let m = m.as_ref().map_err(Clone::clone)?;
-                    scan_email(&m.bytes, &m.name, &limits, classifier.as_ref(), filter.as_ref(), &options.rule)
+                    scan_email(&m.bytes, &m.name, &limits, classifier.as_ref(), engine, filter.as_ref(), &options.rule)
                         .map_err(|e| e.to_string())
                 })
                 .collect()
         });
-        for result in results {
-            match &result {
+        for result in &results {
+            match result {
                 Ok(scan) => *counts.entry(scan.verdict.label.clone()).or_default() += 1,
                 Err(_) => failed += 1,
             }
-            write_scan(&mut out, &result, options.json)?;
+            write_scan(&mut out, result, options.json)?;
         }
         if options.learn
             && let Some(filter) = filter.as_mut()
         {
-            for m in chunk.iter().flatten() {
-                if let Ok(parsed) = parse_email(&m.bytes, &m.name, &limits) {
+            // Learning reads what scoring read: the body and the text in the message's images.
+            for (m, result) in chunk.iter().zip(&results) {
+                if let (Ok(m), Ok(scan)) = (m, result)
+                    && let Ok(parsed) = parse_email(&m.bytes, &m.name, &limits)
+                {
                     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                    filter.observe(&filter.tokens(&parsed.subject, &parsed.body_text), now);
+                    let text =
+                        image_text_appended(&parsed.body_text, scan.images.iter().filter_map(|i| i.outcome.text()));
+                    filter.observe(&filter.tokens(&parsed.subject, &text), now);
                 }
             }
         }
@@ -242,6 +255,8 @@ pub struct FeedbackOptions {
     pub label: TextLabel,
     /// Where reactions and image bytes are logged (default: `STATE.feedback/`).
     pub log_dir: Option<PathBuf>,
+    /// OCR flags: the text in the message's images is learnt from too.
+    pub ocr: OcrArgs,
 }
 
 /// The default reaction log folder for a state file.
@@ -260,6 +275,7 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
         load_text_filter(None)?
     };
     let log_dir = options.log_dir.clone().unwrap_or_else(|| default_log_dir(&options.state));
+    let ocr = Ocr::start(&options.ocr)?;
     let append_lock = std::sync::Mutex::new(());
     let limits = EmailLimits::DEFAULT;
     let mut all_ok = true;
@@ -281,7 +297,17 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
             }
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let tokens = filter.tokens(&parsed.subject, &parsed.body_text);
+        // A campaign marked once is learnt from the words drawn in its images too.
+        let mut image_texts = Vec::new();
+        for image in &parsed.images {
+            match ocr.read_bytes(&image.bytes, &format!("{}: {}", message.name, image.name)) {
+                Some(Ok(text)) => image_texts.push(text.text()),
+                Some(Err(e)) => tracing::warn!("{e}; learning from the message without this image's text"),
+                None => {}
+            }
+        }
+        let text = image_text_appended(&parsed.body_text, image_texts.iter().map(String::as_str));
+        let tokens = filter.tokens(&parsed.subject, &text);
         let outcome = filter.feedback(&tokens, options.label, now);
         let scores = TextScores { before: outcome.before.score, after: outcome.after.score };
         let record = log_reaction(&append_lock, &log_dir, &message.name, &parsed, options.label, now, scores)?;

@@ -116,14 +116,18 @@ fn classify_with_the_built_in_model_labels_images_and_reports_bad_files() {
         (sample.iter().filter(|(_, l)| l == "ham").count(), sample.iter().filter(|(_, l)| l == "spam").count());
     assert!(called("ham", "spam") <= 1, "{} of {ham} ham called spam\n{stdout}", called("ham", "spam"));
     assert!(called("spam", "spam") * 10 >= spam * 6, "{} of {spam} spam caught\n{stdout}", called("spam", "spam"));
-    // The label follows the model's threshold, not the most probable class.
+    // The label follows the model's threshold, not the most probable class: the fused one when the
+    // image's text was read, the image-only one when it was not.
     let head = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default/head.onnx")).unwrap();
     let head = spamlens_trainer::export::read_head_graph(&head, "head.onnx").unwrap();
-    let threshold: f64 = head.meta("spamlens.thresholds").unwrap().strip_prefix("spam=").unwrap().parse().unwrap();
+    let spam_threshold = |key: &str| -> f64 { head.meta(key).unwrap().strip_prefix("spam=").unwrap().parse().unwrap() };
+    let (fused, image_only) = (spam_threshold("spamlens.thresholds"), spam_threshold("spamlens.image_thresholds"));
     for line in &lines[4..] {
         let p_spam = line["probabilities"]["spam"].as_f64().unwrap();
+        let threshold = if line.get("text").is_some() { fused } else { image_only };
         assert_eq!(line["label"] == "spam", p_spam >= threshold - 1e-6, "threshold {threshold}: {line}");
     }
+    assert!(lines[4..].iter().all(|l| l.get("text").is_some()), "every image's text is read by default\n{stdout}");
     assert!(stderr.contains("classified") && stderr.contains("1 failed"), "{stderr}");
     // The combination is cached in SPAMLENS_CACHE and reused.
     let cached: Vec<_> = std::fs::read_dir(cache.path().join("models")).unwrap().collect();
@@ -165,4 +169,52 @@ fn classify_without_a_backbone_says_how_to_make_one() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("not a spamlens classifier"), "{stderr}");
+}
+
+/// A stock-pump image (Dredze personal spam): "STOCK ALERT! Symbol: … Price: $0.15 5 day target".
+const STOCK_ALERT: &str = "personal/92400953b77bcaea.png";
+
+/// The image spam the CNN alone lets through (text drawn on white, p(spam) under its threshold) is
+/// caught by its text; `--no-ocr` decides by the image alone; another OCR setup is refused.
+#[test]
+fn classify_reads_the_text_that_decides_a_spam_image() {
+    let cache = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/imagespam/dredze2007/spam");
+    let image = root.join(STOCK_ALERT);
+    let run = |extra: &[&str]| {
+        let mut command = spamlens(cache.path());
+        command.arg("classify").arg("--json").arg("--backbone").arg(fetched_backbone()).args(extra).arg(&image);
+        let out = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, stdout, stderr) = run(&[]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(line["label"], "spam", "{line}");
+    let text = line["text"]["text"].as_str().unwrap().to_lowercase();
+    assert!(text.contains("stock alert") && text.contains("symbol"), "{text}");
+    assert!(line["text"]["probabilities"]["spam"].as_f64().unwrap() > 0.9, "{line}");
+    assert!(line["text"]["words"].as_array().unwrap().len() >= 8, "{line}");
+    let head = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default/head.onnx")).unwrap();
+    let head = spamlens_trainer::export::read_head_graph(&head, "head.onnx").unwrap();
+    let image_only = head.text.as_ref().unwrap().image_thresholds[0].1;
+    let p_image = line["image_probabilities"]["spam"].as_f64().unwrap();
+    assert!(p_image < f64::from(image_only), "the image alone would pass it: {p_image} vs {image_only}");
+
+    let (ok, stdout, _) = run(&["--no-ocr"]);
+    assert!(ok);
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(line.get("text").is_none(), "{line}");
+    assert_eq!(line["label"], "ham", "without its text the stock pump passes: {line}");
+    assert_eq!(line["probabilities"], line["image_probabilities"], "the image alone decides: {line}");
+
+    let foreign = cache.path().join("foreign-tessdata");
+    std::fs::create_dir_all(&foreign).unwrap();
+    for language in ["eng", "rus", "chi_sim"] {
+        std::fs::write(foreign.join(format!("{language}.traineddata")), b"other trained data").unwrap();
+    }
+    let (ok, _, stderr) = run(&["--tessdata", foreign.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("eng.traineddata: sha256 is") && stderr.contains("refusing"), "{stderr}");
 }

@@ -191,6 +191,9 @@ fn every_route_answers_as_the_openapi_document_says() {
         "spamlens_images_total{outcome=\"ham\"} 2",
         "spamlens_images_total{outcome=\"spam\"} 1",
         "spamlens_inference_batch_size_count 3",
+        // The built-in model reads text: OCR runs on the decode pool and is timed.
+        "spamlens_ocr_images_total{outcome=\"read\"}",
+        "spamlens_ocr_seconds_count",
         "spamlens_ready 1",
         "spamlens_queue_capacity 128",
     ] {

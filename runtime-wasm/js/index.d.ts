@@ -19,6 +19,57 @@ export interface ImageResult {
   height: number;
   /** Detected from the bytes: JPEG, PNG, GIF, BMP, WEBP, TIFF, ICO. */
   format: string;
+  /** A model that reads text: what the image alone says. */
+  image_probabilities?: Record<Label, number>;
+  /** A model that reads text, when the text was read: the text, what it alone says, layout, words. */
+  text?: TextReading;
+  /** Why the image's text was not read (the image alone decided). */
+  ocr_problem?: string;
+  /** OCR time in milliseconds (within `millis`). */
+  ocr_millis?: number;
+}
+
+/** One word OCR read: its box is in the decoded image's pixels. */
+export interface OcrWord {
+  text: string;
+  /** 0–100. */
+  confidence: number;
+  /** left, top, right, bottom. */
+  bbox: [number, number, number, number];
+  /** Text line index in reading order. */
+  line: number;
+}
+
+/** What OCR read in an image. */
+export interface TextReading {
+  /** Words joined by spaces, lines by newlines. */
+  text: string;
+  /** The text-only probabilities. */
+  probabilities?: Record<Label, number>;
+  layout: {
+    words: number;
+    confident_words: number;
+    lines: number;
+    mean_confidence: number;
+    text_area_fraction: number;
+    characters: number;
+    digit_fraction: number;
+    symbol_fraction: number;
+  };
+  words: OcrWord[];
+}
+
+/** A model's OCR contract (`spamlens.ocr`): the engine and trained data it was trained with. */
+export interface OcrContract {
+  engine: string;
+  engine_major: number;
+  engine_mode: string;
+  page_segmentation: number;
+  data: { language: string; sha256: string }[];
+  dpi: number;
+  image: string;
+  featurizer: string;
+  trained_with: string;
 }
 
 /** An image that could not be classified (corrupt, unsupported, over the limits). */
@@ -29,7 +80,9 @@ export interface ImageFailure {
 }
 
 export interface LoadProgress {
-  phase: 'cache' | 'download' | 'verify' | 'compile' | 'ready';
+  phase: 'cache' | 'download' | 'verify' | 'compile' | 'ocr-engine' | 'ocr-data' | 'ready';
+  /** For 'ocr-data': the trained data's language. */
+  language?: string;
   loaded: number;
   /** Null while the size is unknown (no Content-Length). */
   total: number | null;
@@ -57,6 +110,22 @@ export interface ModelInfo {
   runtimeVersion: string;
   /** The wasm variant running: 'relaxed-simd' or 'simd128'. */
   simd: string;
+  /** A model that reads text: its OCR contract (else null). */
+  ocr: OcrContract | null;
+  /** A model that reads text: the image-only operating point. */
+  imageThresholds: Thresholds;
+  /** Whether this scanner reads text (the model does and OCR is on). */
+  readsText: boolean;
+  /** The OCR engine running, when it reads text. */
+  ocrEngine?: {
+    engine: string;
+    version: string;
+    engine_mode: string;
+    page_segmentation: number;
+    dpi: number;
+    data: { language: string; sha256: string }[];
+    variant: 'simd' | 'relaxed';
+  };
   /** Where the model bytes came from this time. */
   source: 'cache' | 'network' | 'bytes';
   /** Whether the model is now in the Cache API store. */
@@ -100,6 +169,14 @@ export interface ScannerOptions {
   store?: FilterStore;
   /** A text filter state (JSON) to start from instead of the stored one. */
   textFilter?: string;
+  /** Read the text in images when the model does (default true); false: the image alone decides. */
+  ocr?: boolean;
+  /** The folder serving the OCR trained data (`<language>.traineddata`); default `tessdata/` beside modelUrl. */
+  ocrDataUrl?: string | URL;
+  /** The folder of tesseract.js-core's build (default: the package's dist/tesseract/). */
+  ocrEngineUrl?: string | URL;
+  /** 'simd' (default) or 'relaxed'. */
+  ocrVariant?: 'simd' | 'relaxed';
 }
 
 /** Keeps users' text filters and reactions; `MemoryStore` and `IndexedDbStore` are provided. */
@@ -146,6 +223,9 @@ export interface EmailImage {
   format?: string;
   /** Why it was not classified. */
   error?: string;
+  image_probabilities?: Record<Label, number>;
+  text?: TextReading;
+  ocr_problem?: string;
 }
 
 /** What `scanEmail` returns: the same JSON as `spamlens scan --json`. */
@@ -247,6 +327,12 @@ export declare const SEVERITY: readonly ['spam', 'ad', 'ham'];
 export declare const DEFAULT_THRESHOLDS: Readonly<{ spam: number; ad: number }>;
 /** The Cache API cache name. */
 export declare const MODEL_CACHE: string;
+
+/** The Cache API cache that holds OCR trained data. */
+export declare const TESSDATA_CACHE: string;
+
+/** Deletes the cached OCR trained data. */
+export declare function clearOcrCache(): Promise<number>;
 
 /** Deletes cached models (all, or all but `keep`); resolves to how many were removed. */
 export declare function clearModelCache(options?: { keep?: string }): Promise<number>;

@@ -19,8 +19,12 @@ use spamlens_core::classifier::{
 };
 use spamlens_core::email::{self, EmailLimits};
 use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
+use spamlens_core::ocr::{EngineWord, OcrContract, OcrText};
+use spamlens_core::scan::ImageOutcome;
 use spamlens_core::scan::{self, VerdictRule, check_rule, sha256_hex};
-use spamlens_core::{Classifier as CoreClassifier, ModelOptions, Verdict};
+use spamlens_core::{
+    Classifier as CoreClassifier, ImageReading, ModelOptions, PreparedImage as CorePreparedImage, Verdict,
+};
 use wasm_bindgen::prelude::*;
 
 /// The spamlens version, for diagnostics.
@@ -122,6 +126,11 @@ struct ModelInfo<'a> {
     /// `spamlens.operating_point` parsed: how the thresholds were chosen (null when absent).
     operating_point: Option<serde_json::Value>,
     input_dims: &'a [usize],
+    /// A fused model's OCR contract (`spamlens.ocr`): engine, languages, trained data by sha256,
+    /// page segmentation, dpi; null for a model that does not read text.
+    ocr: Option<&'a OcrContract>,
+    /// A fused model's image-only operating point (used when an image's text is not read).
+    image_thresholds: BTreeMap<String, f32>,
     runtime_version: &'static str,
     simd: String,
     metadata: &'a BTreeMap<String, String>,
@@ -187,10 +196,35 @@ impl Classifier {
             metrics: json(META_METRICS),
             training: json(META_TRAINING),
             input_dims: model.input_dims(),
+            ocr: self.inner.declared_text_inputs().map(|t| t.contract()),
+            image_thresholds: self.inner.image_thresholds().into_iter().collect(),
             runtime_version: env!("CARGO_PKG_VERSION"),
             simd: simd_level(),
             metadata: meta,
         })
+    }
+
+    /// Checks a JS OCR engine's identity (`{ engine, version, engine_mode, page_segmentation, dpi,
+    /// data: [{ language, sha256 }] }`) against the model's OCR contract, with the same rule as the
+    /// native runtime; throws an Error listing every difference. A model without text accepts any.
+    #[wasm_bindgen(js_name = checkOcrEngine)]
+    pub fn check_ocr_engine(&self, identity: JsValue) -> Result<(), JsError> {
+        let Some(text) = self.inner.declared_text_inputs() else { return Ok(()) };
+        let identity: spamlens_core::ocr::EngineIdentity =
+            serde_wasm_bindgen::from_value(identity).map_err(|e| JsError::new(&format!("OCR engine identity: {e}")))?;
+        text.contract().check(&identity).map_err(|difference| {
+            JsError::new(&format!(
+                "model {} reads text with another OCR setup than this page's: {difference}",
+                self.inner.model().name()
+            ))
+        })
+    }
+
+    /// Turns reading text on or off (`ocr: false`): off, a model that reads text decides by its
+    /// image-only output, and `prepare` makes no OCR input.
+    #[wasm_bindgen(js_name = setReadText)]
+    pub fn set_read_text(&mut self, on: bool) {
+        self.inner.set_read_text(on);
     }
 
     /// Class names in the model's output order.
@@ -245,6 +279,34 @@ impl Classifier {
         scan_with(message, name, Some(&self.inner), Some(&filter.inner), rule)
     }
 
+    /// Decodes and preprocesses one image for reading: the model's input and, for a model that
+    /// reads text, the OCR engine's grey pixels (`prepared.ocrImage()`). Read the text with the OCR
+    /// engine, then `classifyPrepared`. Throws an Error naming the image when it cannot be decoded.
+    pub fn prepare(&self, image: &[u8], name: Option<String>) -> Result<PreparedImage, JsError> {
+        let name = name.unwrap_or_else(|| "image".to_owned());
+        let started = performance_now();
+        let inner = self.inner.prepare(image, &name)?;
+        Ok(PreparedImage { inner: Some(inner), name, millis: performance_now() - started })
+    }
+
+    /// Classifies a prepared image with what the OCR engine read in it: `words` is an array of `{
+    /// text, confidence, bbox: [left, top, right, bottom], line }` in OCR-image pixels, `null` when
+    /// the text was not read (then `ocrProblem` says why, and the image-only output decides). The
+    /// result is `classify`'s plus, for a model that reads text, `image_probabilities`, `text: {
+    /// text, probabilities, layout, words }` and `ocr_problem`, as `spamlens classify --json`.
+    #[wasm_bindgen(js_name = classifyPrepared)]
+    pub fn classify_prepared(
+        &self,
+        prepared: &mut PreparedImage,
+        words: JsValue,
+        ocr_problem: Option<String>,
+    ) -> Result<JsValue, JsError> {
+        let started = performance_now();
+        let (name, reading) = self.read_prepared(prepared, words, ocr_problem)?;
+        let millis = prepared.millis + performance_now() - started;
+        outcome_value(&name, ImageOutcome::from_reading(Ok(reading)), millis)
+    }
+
     /// Decodes and preprocesses one image into the model's input tensor (`3 × 224 × 224` floats),
     /// the first half of `classify`: for timing inference alone or feeding another runtime.
     pub fn preprocess(&self, image: &[u8], name: Option<String>) -> Result<Vec<f32>, JsError> {
@@ -257,13 +319,237 @@ impl Classifier {
     #[wasm_bindgen(js_name = classifyTensor)]
     pub fn classify_tensor(&self, tensor: Vec<f32>) -> Result<JsValue, JsError> {
         let started = performance_now();
-        let (label, probabilities) = self.inner.score(tensor)?;
+        let scores = self.inner.score(tensor)?;
         to_js(&TensorResult {
-            label: &label,
-            probabilities: Probabilities(&probabilities),
+            label: &scores.label,
+            probabilities: Probabilities(&scores.probabilities),
             millis: performance_now() - started,
         })
     }
+}
+
+impl Classifier {
+    /// The text a prepared image is classified with, from the JS engine's words.
+    fn read_prepared(
+        &self,
+        prepared: &mut PreparedImage,
+        words: JsValue,
+        ocr_problem: Option<String>,
+    ) -> Result<(String, ImageReading), JsError> {
+        let inner = prepared
+            .inner
+            .take()
+            .ok_or_else(|| JsError::new(&format!("{}: this prepared image was already classified", prepared.name)))?;
+        let words: Option<Vec<EngineWord>> = if words.is_undefined() || words.is_null() {
+            None
+        } else {
+            Some(
+                serde_wasm_bindgen::from_value(words)
+                    .map_err(|e| JsError::new(&format!("{}: OCR words: {e}", prepared.name)))?,
+            )
+        };
+        let (text, problem) = text_for(&inner, &prepared.name, words, ocr_problem);
+        let verdict = self.inner.classify_prepared(inner, text)?;
+        Ok((prepared.name.clone(), ImageReading { verdict, ocr_problem: problem }))
+    }
+}
+
+/// What a prepared image is classified with: core's rule ([`CoreClassifier::text_of`]) with the
+/// words read by the JS engine in place of a native engine.
+fn text_for(
+    prepared: &CorePreparedImage,
+    name: &str,
+    words: Option<Vec<EngineWord>>,
+    ocr_problem: Option<String>,
+) -> (Option<OcrText>, Option<String>) {
+    if !prepared.reads_text {
+        return (None, None);
+    }
+    match (&prepared.ocr_image, words) {
+        (None, _) => (Some(OcrText::empty(prepared.width, prepared.height)), None),
+        (Some(image), Some(words)) => (Some(image.text(words)), None),
+        (Some(_), None) => {
+            (None, Some(ocr_problem.unwrap_or_else(|| format!("{name}: the image's text was not read"))))
+        }
+    }
+}
+
+fn outcome_value(name: &str, outcome: ImageOutcome, millis: f64) -> Result<JsValue, JsError> {
+    let mut value = serde_json::to_value(outcome).map_err(|e| JsError::new(&format!("{name}: {e}")))?;
+    value["name"] = serde_json::json!(name);
+    value["millis"] = serde_json::json!(millis);
+    to_js(&value)
+}
+
+/// An image decoded and preprocessed by `Classifier.prepare`, waiting for its text.
+#[wasm_bindgen]
+pub struct PreparedImage {
+    inner: Option<CorePreparedImage>,
+    name: String,
+    millis: f64,
+}
+
+#[wasm_bindgen]
+impl PreparedImage {
+    /// Whether the model reads this image's text (then read `ocrImage()`, or pass `[]` when it has
+    /// none).
+    #[wasm_bindgen(js_name = readsText)]
+    pub fn reads_text(&self) -> bool {
+        self.inner.as_ref().is_some_and(|p| p.reads_text)
+    }
+
+    /// The OCR engine's input: `{ width, height, pixels: Uint8Array (grey, row-major), fingerprint
+    /// }`, or `undefined` when the model reads no text or the image is too small to hold any.
+    #[wasm_bindgen(js_name = ocrImage)]
+    pub fn ocr_image(&self) -> Result<JsValue, JsError> {
+        let Some(image) = self.inner.as_ref().and_then(|p| p.ocr_image.as_ref()) else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let value = to_js(&serde_json::json!({
+            "width": image.width,
+            "height": image.height,
+            "fingerprint": image.fingerprint(),
+        }))?;
+        js_sys::Reflect::set(&value, &JsValue::from_str("pixels"), &js_sys::Uint8Array::from(image.pixels.as_slice()))
+            .map_err(js_error)?;
+        Ok(value)
+    }
+
+    /// The text a reader would copy from the OCR engine's words (words by spaces, lines by
+    /// newlines), mapped as `classifyPrepared` maps them; empty for an image without OCR input.
+    #[wasm_bindgen(js_name = textOf)]
+    pub fn text_of(&self, words: JsValue) -> Result<String, JsError> {
+        let words: Vec<EngineWord> = serde_wasm_bindgen::from_value(words)
+            .map_err(|e| JsError::new(&format!("{}: OCR words: {e}", self.name)))?;
+        Ok(self.inner.as_ref().and_then(|p| p.ocr_image.as_ref()).map(|i| i.text(words).text()).unwrap_or_default())
+    }
+
+    /// Decode and preprocessing time in milliseconds.
+    #[wasm_bindgen(getter)]
+    pub fn millis(&self) -> f64 {
+        self.millis
+    }
+}
+
+/// A message being scanned in steps, so the page can read each image's text with its OCR engine
+/// between them: `Classifier.beginScan` → for each image `prepareImage(i)`, OCR, `classifyImage(i,
+/// …)` → `finish(filter, rule)`, which gives the same JSON as `spamlens scan --json`.
+#[wasm_bindgen]
+pub struct PendingScan {
+    name: String,
+    parsed: Option<email::ParsedEmail>,
+    outcomes: Vec<Option<ImageOutcome>>,
+}
+
+#[wasm_bindgen]
+impl Classifier {
+    /// Parses a message for a stepwise scan; throws when the bytes are not a message.
+    #[wasm_bindgen(js_name = beginScan)]
+    pub fn begin_scan(&self, message: &[u8], name: Option<String>) -> Result<PendingScan, JsError> {
+        let name = name.unwrap_or_else(|| "message".to_owned());
+        let parsed = email::parse_email(message, &name, &EmailLimits::DEFAULT)?;
+        let outcomes = vec![None; parsed.images.len()];
+        Ok(PendingScan { name, parsed: Some(parsed), outcomes })
+    }
+
+    /// Prepares image `index` of a pending scan; a failure is recorded for that image and
+    /// `undefined` returned.
+    #[wasm_bindgen(js_name = prepareScanImage)]
+    pub fn prepare_scan_image(&self, scan: &mut PendingScan, index: usize) -> Result<Option<PreparedImage>, JsError> {
+        let (bytes, name) = scan.image(index)?;
+        let started = performance_now();
+        match self.inner.prepare(&bytes, &name) {
+            Ok(inner) => Ok(Some(PreparedImage { inner: Some(inner), name, millis: performance_now() - started })),
+            Err(e) => {
+                scan.outcomes[index] = Some(ImageOutcome::Failed { error: e.to_string() });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Classifies image `index` of a pending scan with what OCR read in it (see `classifyPrepared`).
+    #[wasm_bindgen(js_name = classifyScanImage)]
+    pub fn classify_scan_image(
+        &self,
+        scan: &mut PendingScan,
+        index: usize,
+        prepared: &mut PreparedImage,
+        words: JsValue,
+        ocr_problem: Option<String>,
+    ) -> Result<(), JsError> {
+        scan.image(index)?;
+        let outcome = match self.read_prepared(prepared, words, ocr_problem) {
+            Ok((_, reading)) => ImageOutcome::from_reading(Ok(reading)),
+            Err(e) => ImageOutcome::Failed { error: String::from(js_sys::Error::from(JsValue::from(e)).message()) },
+        };
+        scan.outcomes[index] = Some(outcome);
+        Ok(())
+    }
+}
+
+#[wasm_bindgen]
+impl PendingScan {
+    /// Number of images in the message.
+    #[wasm_bindgen(getter, js_name = imageCount)]
+    pub fn image_count(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// The verdict: the images as classified (an image never classified counts as failed), the text
+    /// filter scoring the body and the images' text, combined by `rule`.
+    pub fn finish(&mut self, filter: &TextFilter, rule: JsValue) -> Result<JsValue, JsError> {
+        self.finish_with(Some(&filter.inner), rule)
+    }
+
+    /// The verdict without a text filter (images only).
+    #[wasm_bindgen(js_name = finishWithoutText)]
+    pub fn finish_without_text(&mut self, rule: JsValue) -> Result<JsValue, JsError> {
+        self.finish_with(None, rule)
+    }
+}
+
+impl PendingScan {
+    fn finish_with(&mut self, filter: Option<&ClaAnn>, rule: JsValue) -> Result<JsValue, JsError> {
+        let rule = parse_rule(rule)?;
+        let parsed = self
+            .parsed
+            .take()
+            .ok_or_else(|| JsError::new(&format!("{}: this scan was already finished", self.name)))?;
+        let outcomes: Vec<ImageOutcome> = self
+            .outcomes
+            .drain(..)
+            .zip(&parsed.images)
+            .map(|(o, image)| {
+                o.unwrap_or_else(|| ImageOutcome::Failed {
+                    error: format!("{}: {}: not classified", self.name, image.name),
+                })
+            })
+            .collect();
+        let text =
+            filter.map(|f| f.score(&f.tokens(&parsed.subject, &scan::message_text(&parsed.body_text, &outcomes))));
+        to_js(&scan::scan_parts(&self.name, parsed, text, outcomes, &rule))
+    }
+
+    fn image(&self, index: usize) -> Result<(Vec<u8>, String), JsError> {
+        let parsed = self
+            .parsed
+            .as_ref()
+            .ok_or_else(|| JsError::new(&format!("{}: this scan was already finished", self.name)))?;
+        let image = parsed.images.get(index).ok_or_else(|| {
+            JsError::new(&format!("{}: no image {index} (the message has {})", self.name, parsed.images.len()))
+        })?;
+        Ok((image.bytes.clone(), format!("{}: {}", self.name, image.name)))
+    }
+}
+
+fn parse_rule(rule: JsValue) -> Result<VerdictRule, JsError> {
+    let rule: VerdictRule = if rule.is_undefined() || rule.is_null() {
+        VerdictRule::default()
+    } else {
+        serde_wasm_bindgen::from_value(rule).map_err(|e| JsError::new(&format!("rule: {e}")))?
+    };
+    check_rule(&rule)?;
+    Ok(rule)
 }
 
 /// The built-in text filter (CLA_ANN trained on SpamAssassin, `models/default/TEXT_FILTER.md`).
@@ -382,19 +668,15 @@ fn scan_with(
     rule: JsValue,
 ) -> Result<JsValue, JsError> {
     let name = name.unwrap_or_else(|| "message".to_owned());
-    let rule: VerdictRule = if rule.is_undefined() || rule.is_null() {
-        VerdictRule::default()
-    } else {
-        serde_wasm_bindgen::from_value(rule).map_err(|e| JsError::new(&format!("rule: {e}")))?
-    };
-    check_rule(&rule)?;
-    let scan = scan::scan_email(message, &name, &EmailLimits::DEFAULT, classifier, filter, &rule)?;
+    let rule = parse_rule(rule)?;
+    let scan = scan::scan_email(message, &name, &EmailLimits::DEFAULT, classifier, None, filter, &rule)?;
     to_js(&scan)
 }
 
-/// "Mark as spam / not spam" on a whole email: `filter` learns at once; returns `{ outcome: {
-/// before, after, steps, new_adaptive_tokens, merged }, record }` where `record` is the reaction in
-/// the Email.cz vocabulary with the images' sha256 (the page stores it for retraining).
+/// "Mark as spam / not spam" on a whole email: `filter` learns at once from its text and the text
+/// OCR read in its images (`imageTexts`, optional); returns `{ outcome: { before, after, steps,
+/// new_adaptive_tokens, merged }, record }` where `record` is the reaction in the Email.cz vocabulary
+/// with the images' sha256 (the page stores it for retraining).
 #[wasm_bindgen]
 pub fn feedback(
     filter: &mut TextFilter,
@@ -402,11 +684,14 @@ pub fn feedback(
     label: &str,
     name: Option<String>,
     now_unix: f64,
+    image_texts: Option<Vec<String>>,
 ) -> Result<JsValue, JsError> {
     let name = name.unwrap_or_else(|| "message".to_owned());
     let label: TextLabel = label.parse().map_err(|e: String| JsError::new(&e))?;
     let parsed = email::parse_email(message, &name, &EmailLimits::DEFAULT)?;
-    let tokens = filter.inner.tokens(&parsed.subject, &parsed.body_text);
+    let image_texts = image_texts.unwrap_or_default();
+    let body = scan::image_text_appended(&parsed.body_text, image_texts.iter().map(String::as_str));
+    let tokens = filter.inner.tokens(&parsed.subject, &body);
     let now = if now_unix.is_finite() && now_unix > 0.0 { now_unix as u64 } else { 0 };
     let outcome = filter.inner.feedback(&tokens, label, now);
     let record = FeedbackRecord {

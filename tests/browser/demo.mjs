@@ -64,6 +64,8 @@ try {
         state: card.dataset.state,
         label: card.dataset.label ?? null,
         probabilities: card.dataset.probabilities ? JSON.parse(card.dataset.probabilities) : null,
+        imageProbabilities: card.dataset.imageProbabilities ? JSON.parse(card.dataset.imageProbabilities) : null,
+        ocrText: card.dataset.ocrText ?? null,
         millis: card.dataset.millis ? Number(card.dataset.millis) : null,
         error: card.querySelector('.error').textContent || null,
         shown: card.querySelector('.label').textContent,

@@ -89,7 +89,7 @@ fn pool_tasks_and_folds_follow_the_manifests() {
 fn cross_validation_scores_every_image_once_with_a_calibrated_threshold() {
     let pool = shared_pool();
     let task = TaskSpec::parse("image-spam-hunter=image-spam-hunter").unwrap();
-    let cv = CrossValidation { folds: 5, seed: 3, recipe: quick_recipe(), image_signals: false };
+    let cv = CrossValidation { folds: 5, seed: 3, recipe: quick_recipe(), image_signals: false, text: None };
     let mut done = Vec::new();
     let result = cross_validate(&pool, &task, &cv, TrainDevice::Cpu, &mut |fold, _| done.push(fold)).unwrap();
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
@@ -220,6 +220,27 @@ fn the_built_in_head_declares_letterbox_and_its_operating_point() {
     assert_eq!(point["target_ham_to_spam_false_positive_rate"], 0.01);
     let metrics: serde_json::Value = serde_json::from_str(head.meta("spamlens.metrics").unwrap()).unwrap();
     assert_eq!(metrics["evaluation"], "group-aware cross-validation (out-of-fold)");
+    // It reads text: the fused recipe, with the pinned trained data in its contract and an
+    // image-only operating point for images whose text could not be read.
+    assert_eq!(metrics["model"], "fused");
+    let text = head.text.as_ref().expect("the built-in head reads text");
+    assert_eq!(text.contract.languages(), "eng+rus+chi_sim");
+    assert_eq!(text.contract.data, spamlens_ocr::tessdata::pinned_data());
+    assert_eq!(text.contract.engine_major, 5);
+    assert!(
+        text.contract
+            .check(&spamlens_core::ocr::EngineIdentity {
+                engine: "tesseract".into(),
+                version: spamlens_ocr::library_version(),
+                engine_mode: "lstm".into(),
+                page_segmentation: spamlens_ocr::TesseractSettings::DEFAULT.page_segmentation,
+                dpi: spamlens_ocr::TesseractSettings::DEFAULT.dpi,
+                data: spamlens_ocr::tessdata::pinned_data(),
+            })
+            .is_ok()
+    );
+    assert_eq!(text.image_thresholds.len(), 1);
+    assert!((0.5..1.0).contains(&text.image_thresholds[0].1), "{:?}", text.image_thresholds);
 }
 
 /// Stores of centre-crop and letterboxed features are never mixed, neither by `train` (through

@@ -81,3 +81,14 @@ impl TrainerError {
 
 /// `Result` with [`TrainerError`].
 pub type Result<T, E = TrainerError> = std::result::Result<T, E>;
+
+impl From<spamlens_fetch::FetchError> for TrainerError {
+    fn from(e: spamlens_fetch::FetchError) -> Self {
+        use spamlens_fetch::FetchError;
+        match e {
+            FetchError::Io { path, source } => TrainerError::Io { path, source },
+            FetchError::Download { url, reason } => TrainerError::Download { url, reason },
+            FetchError::Checksum { path, expected, actual } => TrainerError::Checksum { path, expected, actual },
+        }
+    }
+}

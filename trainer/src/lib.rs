@@ -6,10 +6,13 @@
 //! - [`emailcz`]: the Email.cz reaction dataset: filters, streaming ingest, synthetic generator.
 //! - [`experiment`]: one training run end to end (data, split, training, export, report).
 //! - [`export`]: the one ONNX writer.
+//! - [`fusion`]: the fused head (image head, OCR text model, fusion layer) and how it is fitted.
+//! - [`text_model`]: logistic regression over sparse n-grams and dense measures.
 //! - [`grid`]: the paper's Table 6/7 grid over the Email.cz reaction filters.
 //! - [`head`]: the classifier head in Burn: data, model, training loop, inference.
 //! - [`report`]: training reports (JSON, Markdown) and PNG plots.
 //! - [`text_filter`]: the CLA_ANN text filter: mail corpora, training, the paper's evaluation.
+//! - [`ocr_store`]: what OCR read in every image of a dataset, cached per image and OCR setup.
 //! - [`metrics`]: confusion matrix, per-class and weighted F1, ham→spam false-positive rate.
 //!
 //! Long-running functions report progress through small callback traits, so the binary decides how
@@ -23,11 +26,14 @@ pub mod evaluation;
 pub mod experiment;
 pub mod export;
 pub mod features;
+pub mod fusion;
 pub mod grid;
 pub mod head;
 pub mod metrics;
+pub mod ocr_store;
 pub mod random;
 pub mod report;
 pub mod text_filter;
+pub mod text_model;
 
 pub use error::{Result, TrainerError};

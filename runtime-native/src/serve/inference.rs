@@ -13,10 +13,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use spamlens_core::{Classifier, PreparedImage, Scores};
+use spamlens_core::ocr::{OcrImage, OcrText};
+use spamlens_core::{Classifier, PreparedImage, ReadText, Scores};
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
+use crate::reading::Ocr;
 
 /// Why one image could not be classified: a stable code and a message naming the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,7 @@ pub struct PoolOptions {
 
 struct Job {
     tensor: Vec<f32>,
+    text: Option<OcrText>,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Scores, ImageError>>,
 }
@@ -90,10 +93,10 @@ impl InferencePool {
         Ok(InferencePool { sender: Mutex::new(Some(sender)), receiver, workers: Mutex::new(workers) })
     }
 
-    /// Queues one prepared image and waits for its scores.
-    pub async fn score(&self, tensor: Vec<f32>) -> Result<Scores, ImageError> {
+    /// Queues one prepared image, with the text read from it, and waits for its scores.
+    pub async fn score(&self, tensor: Vec<f32>, text: Option<OcrText>) -> Result<Scores, ImageError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { tensor, enqueued: Instant::now(), reply };
+        let job = Job { tensor, text, enqueued: Instant::now(), reply };
         let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let sent = sender.is_some_and(|s| s.send(job).is_ok());
         if !sent {
@@ -151,12 +154,15 @@ fn worker_loop(classifier: &Classifier, receiver: &Receiver<Job>, options: PoolO
         let size = batch.len();
         let mut input = Vec::with_capacity(size * batch[0].tensor.len());
         let mut replies = Vec::with_capacity(size);
+        let mut texts = Vec::with_capacity(size);
         for job in batch {
             input.extend_from_slice(&job.tensor);
             replies.push(job.reply);
+            texts.push(job.text);
         }
         let started = Instant::now();
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| classifier.score_batch(input, size)));
+        let text_refs: Vec<Option<&OcrText>> = texts.iter().map(Option::as_ref).collect();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| classifier.score_batch(input, &text_refs)));
         metrics.batch(size, waited, started.elapsed());
         match outcome {
             Ok(Ok(rows)) => {
@@ -195,19 +201,41 @@ impl Preprocessor {
         Ok(Preprocessor { pool })
     }
 
-    /// Decodes and preprocesses `bytes` (named `name` in errors) as `classifier` declares.
+    /// Decodes and preprocesses `bytes` (named `name` in errors) as `classifier` declares and, for a
+    /// model that reads text, reads it with `ocr` on this pool too (bounded by the engine's time
+    /// limit; a failure costs the image its text, not its verdict).
     pub async fn prepare(
         &self,
         classifier: Arc<Classifier>,
+        ocr: Ocr,
+        metrics: Arc<Metrics>,
         bytes: axum::body::Bytes,
         name: String,
-    ) -> Result<PreparedImage, ImageError> {
+    ) -> Result<Prepared, ImageError> {
         let (reply, answer) = oneshot::channel();
         self.pool.spawn(move || {
             if reply.is_closed() {
                 return;
             }
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| classifier.prepare(&bytes, &name)));
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let started = Instant::now();
+                let prepared = classifier.prepare(&bytes, &name)?;
+                let decoded = started.elapsed();
+                let read = |image: &OcrImage, input: &str| ocr.recognize(image, input, &|_| {});
+                let engine: Option<ReadText<'_>> = if ocr.is_on() { Some(&read) } else { None };
+                let ocr_started = Instant::now();
+                let (text, ocr_problem) = classifier.text_of(&prepared, &name, engine);
+                let ocr_elapsed = (ocr.is_on() && prepared.ocr_image.is_some()).then(|| ocr_started.elapsed());
+                if let Some(elapsed) = ocr_elapsed {
+                    let kind = match &ocr_problem {
+                        None => "read",
+                        Some(problem) if problem.contains("time limit") => "timeout",
+                        Some(_) => "failed",
+                    };
+                    metrics.ocr(kind, elapsed);
+                }
+                Ok::<_, spamlens_core::Error>(Prepared { prepared, text, ocr_problem, decoded, ocr: ocr_elapsed })
+            }));
             let _ = reply.send(match outcome {
                 Ok(result) => result.map_err(|e| ImageError::from_core(&e)),
                 Err(_) => Err(ImageError::internal(format!("{name}: the decoder panicked"))),
@@ -215,4 +243,18 @@ impl Preprocessor {
         });
         answer.await.unwrap_or_else(|_| Err(ImageError::internal("a decode thread stopped before answering".into())))
     }
+}
+
+/// An image ready for inference, with its text.
+pub struct Prepared {
+    /// The decoded, preprocessed image.
+    pub prepared: PreparedImage,
+    /// The text read from it (`None`: not read; the image-only output decides).
+    pub text: Option<OcrText>,
+    /// Why the text was not read, when it should have been.
+    pub ocr_problem: Option<String>,
+    /// Decode and preprocessing time.
+    pub decoded: Duration,
+    /// OCR time, when the engine ran.
+    pub ocr: Option<Duration>,
 }

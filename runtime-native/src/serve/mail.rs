@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use spamlens_core::cla_ann::{ClaAnn, TextLabel};
 use spamlens_core::email::{EmailLimits, ParsedEmail, parse_email};
 use spamlens_core::feedback::Reaction;
-use spamlens_core::scan::{ImageOutcome, VerdictRule, scan_parts};
+use spamlens_core::scan::{ImageOutcome, VerdictRule, image_text_appended, message_text, scan_parts};
 
 use super::error::ApiError;
 use super::inference::ImageError;
@@ -131,15 +131,16 @@ pub async fn scan(state: &AppState, ready: &Arc<Ready>, request: Request) -> Res
     } else {
         None
     };
-    let text = {
-        let filter = mail.filter.lock().unwrap_or_else(|p| p.into_inner());
-        filter.score(&filter.tokens(&parsed.subject, &parsed.body_text))
-    };
     let outcomes = futures_util::future::join_all(parsed.images.iter().map(|image| {
         let label = format!("{name}: {}", image.name);
         classify_image(state, ready, image.bytes.clone(), label)
     }))
     .await;
+    // The text filter reads the body and the text in the message's images.
+    let text = {
+        let filter = mail.filter.lock().unwrap_or_else(|p| p.into_inner());
+        filter.score(&filter.tokens(&parsed.subject, &message_text(&parsed.body_text, &outcomes)))
+    };
     let scan = scan_parts(&name, parsed, Some(text), outcomes, &mail.rule);
     for image in &scan.images {
         if let ImageOutcome::Classified { label, .. } = &image.outcome {
@@ -155,16 +156,16 @@ pub async fn scan(state: &AppState, ready: &Arc<Ready>, request: Request) -> Res
 
 async fn classify_image(state: &AppState, ready: &Arc<Ready>, bytes: Vec<u8>, name: String) -> ImageOutcome {
     let outcome: Result<ImageOutcome, ImageError> = async {
-        let prepared = ready.preprocessor.prepare(ready.classifier.clone(), bytes.into(), name).await?;
-        let (width, height, format) = (prepared.width, prepared.height, prepared.format);
-        let (label, probabilities) = ready.pool.score(prepared.tensor).await?;
-        Ok(ImageOutcome::Classified {
-            label,
-            probabilities: probabilities.into_iter().map(|(class, p)| (class, json!(p))).collect(),
-            width,
-            height,
-            format: format.to_string(),
-        })
+        let prepared = ready
+            .preprocessor
+            .prepare(ready.classifier.clone(), ready.ocr.clone(), state.metrics.clone(), bytes.into(), name)
+            .await?;
+        state.metrics.preprocess(prepared.decoded);
+        let super::inference::Prepared { prepared, text, ocr_problem, .. } = prepared;
+        let (tensor, prepared) = prepared.split();
+        let scores = ready.pool.score(tensor, text.clone()).await?;
+        let verdict = spamlens_core::Verdict::new(scores, &prepared, text);
+        Ok(ImageOutcome::from_reading(Ok(spamlens_core::ImageReading { verdict, ocr_problem })))
     }
     .await;
     outcome.unwrap_or_else(|e| {
@@ -194,9 +195,31 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Response, Ap
     };
     let (name, parsed) = read_message(state, request).await?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // A campaign marked once is learnt from the words drawn in its images too (read on the decode
+    // pool when the loaded model reads text).
+    let mut image_texts = Vec::new();
+    if let Some(ready) = state.ready.get().filter(|r| r.ocr.is_on()) {
+        for image in &parsed.images {
+            let (ocr, bytes, label) = (ready.ocr.clone(), image.bytes.clone(), format!("{name}: {}", image.name));
+            let started = Instant::now();
+            let read = tokio::task::spawn_blocking(move || ocr.read_bytes(&bytes, &label)).await;
+            match read {
+                Ok(Some(Ok(text))) => {
+                    state.metrics.ocr("read", started.elapsed());
+                    image_texts.push(text.text());
+                }
+                Ok(Some(Err(e))) => {
+                    state.metrics.ocr("failed", started.elapsed());
+                    tracing::warn!("{e}; learning from the message without this image's text");
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
+    }
     let (outcome, saved) = {
         let mut filter = mail.filter.lock().unwrap_or_else(|p| p.into_inner());
-        let tokens = filter.tokens(&parsed.subject, &parsed.body_text);
+        let body = image_text_appended(&parsed.body_text, image_texts.iter().map(String::as_str));
+        let tokens = filter.tokens(&parsed.subject, &body);
         let outcome = filter.feedback(&tokens, label, now);
         let json = filter.to_json();
         drop(filter);

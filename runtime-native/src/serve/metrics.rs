@@ -58,6 +58,10 @@ struct Inner {
     queue_seconds: Histogram,
     preprocess_seconds: Histogram,
     inference_seconds: Histogram,
+    /// OCR engine time per image read.
+    ocr_seconds: Histogram,
+    /// OCR outcomes: `read`, `failed`, `timeout`.
+    ocr: BTreeMap<String, u64>,
     /// Images finished per whole second since start, for the recent rate.
     recent: Vec<(u64, u64)>,
 }
@@ -100,6 +104,8 @@ impl Default for Metrics {
                 queue_seconds: Histogram::new(&LATENCY_BUCKETS),
                 preprocess_seconds: Histogram::new(&LATENCY_BUCKETS),
                 inference_seconds: Histogram::new(&LATENCY_BUCKETS),
+                ocr_seconds: Histogram::new(&LATENCY_BUCKETS),
+                ocr: BTreeMap::new(),
                 recent: Vec::new(),
             }),
         }
@@ -141,6 +147,14 @@ impl Metrics {
     /// Time an image spent being decoded and preprocessed.
     pub fn preprocess(&self, elapsed: Duration) {
         self.with(|m| m.preprocess_seconds.observe(elapsed.as_secs_f64()));
+    }
+
+    /// One image's text read by OCR (`outcome`: `read`, `failed` or `timeout`) and the engine time.
+    pub fn ocr(&self, outcome: &str, elapsed: Duration) {
+        self.with(|m| {
+            *m.ocr.entry(outcome.to_owned()).or_default() += 1;
+            m.ocr_seconds.observe(elapsed.as_secs_f64());
+        });
     }
 
     /// One batch run by an inference worker: its size, how long its oldest image waited, how long it ran.
@@ -193,6 +207,14 @@ impl Metrics {
             out.push_str("# HELP spamlens_preprocess_seconds Decode and preprocessing time per image.\n");
             out.push_str("# TYPE spamlens_preprocess_seconds histogram\n");
             m.preprocess_seconds.render(&mut out, "spamlens_preprocess_seconds", "");
+            out.push_str("# HELP spamlens_ocr_seconds OCR engine time per image whose text was read.\n");
+            out.push_str("# TYPE spamlens_ocr_seconds histogram\n");
+            m.ocr_seconds.render(&mut out, "spamlens_ocr_seconds", "");
+            out.push_str("# HELP spamlens_ocr_images_total Images given to the OCR engine, by outcome (read, failed, timeout).\n");
+            out.push_str("# TYPE spamlens_ocr_images_total counter\n");
+            for (outcome, n) in &m.ocr {
+                let _ = writeln!(out, "spamlens_ocr_images_total{{outcome=\"{outcome}\"}} {n}");
+            }
             out.push_str("# HELP spamlens_inference_seconds Model run time per batch.\n");
             out.push_str("# TYPE spamlens_inference_seconds histogram\n");
             m.inference_seconds.render(&mut out, "spamlens_inference_seconds", "");

@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use spamlens_core::scan::ImageOutcome;
 use spamlens_core::{Classifier, DecodeLimits, ModelOptions};
 use tokio::sync::Semaphore;
 
@@ -130,6 +131,8 @@ pub struct ServeArgs {
     /// (default: an image the model labels ad).
     #[arg(long)]
     pub image_ad_threshold: Option<f32>,
+    #[command(flatten)]
+    pub ocr: crate::reading::OcrArgs,
 }
 
 /// The checked configuration the handlers read.
@@ -148,6 +151,7 @@ struct Settings {
     request_timeout: Duration,
     token: Option<BearerToken>,
     demo: Option<(PathBuf, PathBuf)>,
+    ocr: crate::reading::OcrArgs,
 }
 
 impl Settings {
@@ -191,6 +195,7 @@ impl Settings {
             request_timeout: Duration::from_secs_f64(args.request_timeout_secs),
             token: args.token_file.as_deref().map(BearerToken::from_file).transpose()?,
             demo,
+            ocr: args.ocr.clone(),
         })
     }
 
@@ -210,6 +215,8 @@ impl Settings {
             "request_timeout_secs": self.request_timeout.as_secs_f64(),
             "auth": self.token.is_some(),
             "demo": self.demo.is_some(),
+            "ocr": !self.ocr.no_ocr,
+            "ocr_time_limit_ms": self.ocr.ocr_time_limit_ms,
         })
     }
 }
@@ -217,6 +224,7 @@ impl Settings {
 /// What exists once the model is loaded.
 struct Ready {
     classifier: Arc<Classifier>,
+    ocr: crate::reading::Ocr,
     pool: InferencePool,
     preprocessor: Preprocessor,
     model_json: Value,
@@ -360,6 +368,7 @@ fn load(state: &AppState, model: Option<PathBuf>, backbone: Option<&std::path::P
     let bytes = std::fs::read(&path).with_context(|| format!("reading model {name}"))?;
     let options = ModelOptions { intra_op_threads: Some(settings.intra_op_threads), ..ModelOptions::default() };
     let classifier = Classifier::from_bytes(&bytes, &name, &options)?.with_limits(settings.limits);
+    let (classifier, ocr) = crate::reading::Ocr::for_classifier(classifier, &settings.ocr)?;
     let classifier = Arc::new(classifier);
     let model = classifier.model();
     let model_json = json!({
@@ -369,6 +378,12 @@ fn load(state: &AppState, model: Option<PathBuf>, backbone: Option<&std::path::P
         "labels": classifier.labels(),
         "preprocessing": classifier.preprocessing().describe(),
         "input": { "name": model.input_name(), "dims": model.input_dims() },
+        "ocr": classifier.text_inputs().zip(ocr.pool()).map(|(text, pool)| json!({
+            "engine": pool.identity(),
+            "tessdata": pool.data().path().display().to_string(),
+            "contract": text.contract(),
+            "image_thresholds": classifier.image_thresholds(),
+        })),
         "metadata": model.metadata(),
         "server": settings.describe(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -381,11 +396,11 @@ fn load(state: &AppState, model: Option<PathBuf>, backbone: Option<&std::path::P
     let preprocessor = Preprocessor::start(settings.decode_threads).context("starting the decode threads")?;
     if let Some((www, package)) = &settings.demo {
         let size = std::fs::metadata(&path).with_context(|| format!("reading {name}"))?.len();
-        let site = DemoSite::with_classifier(www.clone(), package.clone(), &path, &classifier, size);
+        let site = DemoSite::with_classifier(www.clone(), package.clone(), &path, &classifier, size)?;
         let _ = state.demo.set(site.router());
     }
     let sha = model.sha256().to_owned();
-    let _ = state.ready.set(Arc::new(Ready { classifier, pool, preprocessor, model_json }));
+    let _ = state.ready.set(Arc::new(Ready { classifier, ocr, pool, preprocessor, model_json }));
     println!(
         "spamlens serve: ready: model {name} (sha256 {}), {} workers × {} threads, max batch {}, loaded in {:.1}s",
         &sha[..12],
@@ -677,26 +692,27 @@ async fn classify_one(state: &AppState, ready: &Arc<Ready>, image: NamedImage) -
     let name = image.name;
     let outcome: Result<Value, ImageError> = async {
         let bytes = image.bytes?;
-        let prepared = ready.preprocessor.prepare(ready.classifier.clone(), bytes, name.clone()).await?;
-        let decoded = started.elapsed();
-        state.metrics.preprocess(decoded);
-        let (width, height, format) = (prepared.width, prepared.height, prepared.format);
-        let (label, probabilities) = ready.pool.score(prepared.tensor).await?;
-        let probabilities: serde_json::Map<String, Value> =
-            probabilities.into_iter().map(|(class, p)| (class, json!(p))).collect();
-        Ok(json!({
-            "name": name,
-            "label": label,
-            "probabilities": probabilities,
-            "width": width,
-            "height": height,
-            "format": format.to_string(),
-            "millis": round_millis(started.elapsed()),
-            "timings": {
-                "decode_millis": round_millis(decoded),
-                "inference_millis": round_millis(started.elapsed() - decoded),
-            },
-        }))
+        let prepared = ready
+            .preprocessor
+            .prepare(ready.classifier.clone(), ready.ocr.clone(), state.metrics.clone(), bytes, name.clone())
+            .await?;
+        let before_inference = started.elapsed();
+        state.metrics.preprocess(prepared.decoded);
+        let inference::Prepared { prepared, text, ocr_problem, decoded, ocr } = prepared;
+        let (tensor, prepared) = prepared.split();
+        let scores = ready.pool.score(tensor, text.clone()).await?;
+        let verdict = spamlens_core::Verdict::new(scores, &prepared, text);
+        let outcome = ImageOutcome::from_reading(Ok(spamlens_core::ImageReading { verdict, ocr_problem }));
+        let mut answer = serde_json::to_value(outcome)
+            .map_err(|e| ImageError { code: "internal_error", message: format!("{name}: {e}") })?;
+        answer["name"] = json!(name);
+        answer["millis"] = json!(round_millis(started.elapsed()));
+        answer["timings"] = json!({
+            "decode_millis": round_millis(decoded),
+            "ocr_millis": ocr.map(round_millis),
+            "inference_millis": round_millis(started.elapsed() - before_inference),
+        });
+        Ok(answer)
     }
     .await;
     match outcome {

@@ -2,6 +2,9 @@
 // The Web Worker runs one of these; `createScanner({ worker: false })` (Node, tests) uses it directly.
 import { loadWasm } from './wasm.js';
 import { loadModelBytes } from './model-source.js';
+import { OcrEngine } from './ocr.js';
+
+const now = () => (typeof performance === 'object' ? performance.now() : Date.now());
 
 /** Image input as bytes: Blob/File, ArrayBuffer, any typed array or DataView. */
 export async function imageBytes(image) {
@@ -32,17 +35,98 @@ export class Engine {
     }
     info.source = source.source;
     info.cached = source.cached;
-    const engine = new Engine(wasm, classifier, info);
+    let ocr = null;
+    if (info.ocr && options.ocr !== false) {
+      try {
+        ocr = await OcrEngine.load({
+          contract: info.ocr,
+          tessdataUrl: options.ocrDataUrl ?? (options.modelUrl ? new URL('tessdata/', new URL(String(options.modelUrl), globalThis.location?.href)) : null),
+          coreUrl: options.ocrEngineUrl,
+          variant: options.ocrVariant,
+          cache: options.cache,
+          onProgress,
+          fetchImpl: options.fetchImpl,
+        });
+        classifier.checkOcrEngine(ocr.identity);
+      } catch (error) {
+        ocr?.dispose();
+        classifier.free();
+        throw error;
+      }
+      info.ocrEngine = { ...ocr.identity, variant: ocr.variant };
+    } else if (info.ocr) {
+      // OCR off: a model that reads text decides by its image-only output.
+      classifier.setReadText(false);
+    }
+    info.readsText = !!ocr;
+    const engine = new Engine(wasm, classifier, info, ocr);
     engine.setTextFilter(options.textFilter ?? null);
     onProgress({ phase: 'ready', loaded: source.bytes.length, total: source.bytes.length });
     return engine;
   }
 
-  constructor(wasm, classifier, info) {
+  constructor(wasm, classifier, info, ocr = null) {
     this.wasm = wasm;
     this.classifier = classifier;
     this.info = info;
+    this.ocr = ocr;
     this.filter = null;
+  }
+
+  /**
+   * The OCR engine's words for a prepared image: `{ words, problem, millis }`; `words` is null when
+   * the model reads no text (then `problem` is null too) or OCR failed (then `problem` says why).
+   */
+  wordsOf(prepared, name) {
+    if (!prepared.readsText()) return { words: null, problem: null, millis: null };
+    const image = prepared.ocrImage();
+    if (!image) return { words: [], problem: null, millis: 0 };
+    if (!this.ocr) return { words: null, problem: `${name}: OCR is not available`, millis: null };
+    const started = now();
+    try {
+      return { words: this.ocr.recognize(image, name), problem: null, millis: now() - started };
+    } catch (error) {
+      return { words: null, problem: String(error?.message ?? error), millis: now() - started };
+    }
+  }
+
+  /** Decodes, reads the text (when the model does and OCR is on) and classifies one image. */
+  read(bytes, name) {
+    const prepared = this.classifier.prepare(bytes, name);
+    try {
+      const { words, problem, millis } = this.wordsOf(prepared, name);
+      const result = this.classifier.classifyPrepared(prepared, words, problem ?? undefined);
+      if (millis !== null) {
+        // `millis` covers the whole image: decode, OCR and inference.
+        result.ocr_millis = millis;
+        result.millis += millis;
+      }
+      return result;
+    } finally {
+      prepared.free();
+    }
+  }
+
+  /** The text OCR reads in each image of a message (for learning from it). */
+  imageTexts(bytes, name) {
+    if (!this.ocr) return [];
+    const texts = [];
+    for (const image of this.wasm.parseEmail(bytes, name).images) {
+      const imageName = `${name}: ${image.name}`;
+      let prepared;
+      try {
+        prepared = this.classifier.prepare(image.bytes, imageName);
+      } catch {
+        continue;
+      }
+      try {
+        const { words } = this.wordsOf(prepared, imageName);
+        if (words?.length) texts.push(prepared.textOf(words));
+      } finally {
+        prepared.free();
+      }
+    }
+    return texts;
   }
 
   /**
@@ -66,7 +150,22 @@ export class Engine {
    * reason }, text, images, remote_images, problems, subject, ... }` as `spamlens scan --json`.
    */
   async scanEmail(message, name = 'message', rule = undefined) {
-    return this.classifier.scanEmail(await imageBytes(message), name, this.filter, rule);
+    const scan = this.classifier.beginScan(await imageBytes(message), name);
+    try {
+      for (let index = 0; index < scan.imageCount; index++) {
+        const prepared = this.classifier.prepareScanImage(scan, index);
+        if (!prepared) continue;
+        try {
+          const { words, problem } = this.wordsOf(prepared, `${name}: image ${index + 1}`);
+          this.classifier.classifyScanImage(scan, index, prepared, words, problem ?? undefined);
+        } finally {
+          prepared.free();
+        }
+      }
+      return scan.finish(this.filter, rule);
+    } finally {
+      scan.free();
+    }
   }
 
   /**
@@ -75,13 +174,20 @@ export class Engine {
    * filter state to persist, `record` the reaction (Email.cz vocabulary) with the images' sha256.
    */
   async feedback(message, label, name = 'message', nowSeconds = Date.now() / 1000) {
-    const result = this.wasm.feedback(this.filter, await imageBytes(message), label, name, nowSeconds);
+    const bytes = await imageBytes(message);
+    // A campaign marked once is learnt from the words drawn in its images too.
+    const texts = this.imageTexts(bytes, name);
+    const result = this.wasm.feedback(this.filter, bytes, label, name, nowSeconds, texts);
     return { ...result, state: this.filter.toJson() };
   }
 
-  /** `{ name, label, probabilities, millis, width, height, format }`; throws an Error naming the image. */
+  /**
+   * `{ name, label, probabilities, millis, width, height, format }`, and for a model that reads text
+   * `image_probabilities`, `text: { text, probabilities, layout, words }` (or `ocr_problem`) and
+   * `ocr_millis`; throws an Error naming the image.
+   */
   async classify(image, name = 'image') {
-    return this.classifier.classify(await imageBytes(image), name);
+    return this.read(await imageBytes(image), name);
   }
 
   /** The model's input tensor for `image` (for benchmarks and other runtimes). */
@@ -96,6 +202,8 @@ export class Engine {
 
   /** Frees the model's memory; the engine is unusable afterwards. */
   dispose() {
+    this.ocr?.dispose();
+    this.ocr = null;
     this.classifier?.free();
     this.classifier = null;
     this.filter?.free();

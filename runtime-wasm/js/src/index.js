@@ -14,6 +14,7 @@ export { MemoryStore, IndexedDbStore } from './storage.js';
 export { messageVerdict, isImagePart, SEVERITY, DEFAULT_THRESHOLDS } from './verdict.js';
 export { clearModelCache, MODEL_CACHE } from './model-source.js';
 export { bestVariant } from './wasm.js';
+export { clearOcrCache, TESSDATA_CACHE } from './ocr.js';
 
 /** A worker-backed engine: one Web Worker, requests matched to answers by id. */
 class WorkerEngine {
@@ -102,6 +103,12 @@ function transferable(image) {
  *   (`scanner.info.thresholds`, chosen by the trainer for a target ham→spam false-positive rate),
  *   else 0.5.
  * - `wasmVariant` ('relaxed' | 'simd'), `wasmUrl`, `workerUrl`: overrides for benchmarks and CDNs.
+ * - `ocr` (default true): read the text in images when the model does (Tesseract in the worker);
+ *   false decides every image by the model's image-only output (faster). `ocrDataUrl`: the folder
+ *   serving the model's OCR trained data (`<language>.traineddata`; default: `tessdata/` beside
+ *   `modelUrl`); the files are checked against the model's OCR contract by sha256 and cached.
+ *   `ocrEngineUrl` (the folder of tesseract.js-core's build, default the package's dist/tesseract/),
+ *   `ocrVariant` ('simd' default, or 'relaxed').
  * - `user` (default 'default'): whose text filter to load and teach; `store`: where filters and
  *   reactions are kept (default IndexedDB, else memory; see storage.js); `textFilter`: a filter state
  *   (JSON) to start from instead of the stored one (else the built-in filter).
@@ -115,6 +122,11 @@ export async function createScanner(options = {}) {
   const { onProgress, workerUrl, modelBytes, fetchImpl, worker, workers, thresholds, ...rest } = options;
   delete rest.store;
   delete rest.user;
+  // Workers resolve URLs against their own script: make the page's relative URLs absolute.
+  const base = globalThis.location?.href;
+  for (const key of ['modelUrl', 'ocrDataUrl', 'ocrEngineUrl', 'wasmUrl']) {
+    if (rest[key] != null && base) rest[key] = new URL(String(rest[key]), base).href;
+  }
   const loadOptions = { ...rest, textFilter };
   options = { ...options, store, user };
   if (!useWorker) {

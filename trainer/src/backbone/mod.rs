@@ -130,14 +130,8 @@ pub fn fetch_backbone(
     })
 }
 
-/// Writes `bytes` to `path` through a sibling temporary file, so readers never see half a file.
+/// Writes `bytes` to `path` through a sibling temporary file (unique per call), so readers never
+/// see half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| TrainerError::io(parent, e))?;
-    }
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes).map_err(|e| TrainerError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainerError::io(path, e))
+    Ok(spamlens_fetch::write_atomically(path, bytes)?)
 }

@@ -6,12 +6,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use spamlens_core::ocr::TextFeaturizer;
 use spamlens_core::{DecodeLimits, Fit};
 use spamlens_trainer::backbone;
+use spamlens_trainer::evaluation::fused::{cross_validate_fused, text_inputs};
 use spamlens_trainer::evaluation::report::EvaluationReport;
 use spamlens_trainer::evaluation::{CrossValidation, DatasetSpec, Pool, Recipe, TaskSpec, cross_validate, fit_recipe};
+use spamlens_trainer::fusion::{TextRecipe, fit_fused};
+use spamlens_trainer::ocr_store::{self, OcrStore};
+use spamlens_trainer::text_model::LogisticOptions;
 
-use spamlens_trainer::export::{HeadProvenance, Precision, head_graph};
+use spamlens_trainer::export::{HeadProvenance, Precision, TextGraph, fused_head_graph, head_graph};
 use spamlens_trainer::features::{self, Backbone, ExtractOptions};
 use spamlens_trainer::head::{StoppingMetric, TrainDevice, TrainOptions};
 
@@ -51,6 +56,9 @@ pub struct EvaluateArgs {
     /// Skip the PNG plots.
     #[arg(long)]
     no_plots: bool,
+    /// Also write every row's out-of-fold spam score (scores.tsv in --out; large, for analysis).
+    #[arg(long)]
+    scores: bool,
     /// Experiment: append the image's own size, aspect ratio, format, colour count and edge
     /// density to its features (a head trained so cannot be exported: the graph's input is the
     /// image alone).
@@ -70,6 +78,48 @@ pub struct EvaluateArgs {
     /// Backbone (features and the final combined model; default: $SPAMLENS_MODELS, then models/backbone/).
     #[arg(long)]
     backbone: Option<PathBuf>,
+    /// Also read the text in every image (OCR, cached in the features folder per image and OCR
+    /// setup) and evaluate the text model and the fused head beside the image head, on the same
+    /// folds; `--final-model` then trains the fused model.
+    #[arg(long, conflicts_with = "image_signals")]
+    ocr: bool,
+    #[command(flatten)]
+    ocr_engine: crate::ocr::OcrEngineArgs,
+    /// Parallel OCR workers (default: one per core).
+    #[arg(long)]
+    ocr_jobs: Option<usize>,
+    /// The text model's L2 penalty (with --ocr).
+    #[arg(long, default_value_t = LogisticOptions::TEXT.l2)]
+    text_l2: f64,
+    /// The fusion layer's L2 penalty (with --ocr).
+    #[arg(long, default_value_t = LogisticOptions::FUSION.l2)]
+    fusion_l2: f64,
+    /// Character n-gram lengths of the text features, `MIN-MAX` (with --ocr).
+    #[arg(long, default_value = "1-4")]
+    ngrams: String,
+    /// Width of the hashed n-gram vector (with --ocr).
+    #[arg(long, default_value_t = TextFeaturizer::V1.buckets)]
+    buckets: u32,
+}
+
+impl EvaluateArgs {
+    /// The text side's recipe from the flags.
+    fn text_recipe(&self) -> Result<TextRecipe> {
+        let (min_n, max_n) = self
+            .ngrams
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u8>().ok()?, b.trim().parse::<u8>().ok()?)))
+            .filter(|(a, b)| *a >= 1 && a <= b && *b <= 8)
+            .with_context(|| format!("--ngrams '{}' is not MIN-MAX with 1 ≤ MIN ≤ MAX ≤ 8", self.ngrams))?;
+        if self.buckets == 0 || !(self.text_l2 >= 0.0 && self.fusion_l2 >= 0.0) {
+            bail!("--buckets must be positive and the L2 penalties non-negative");
+        }
+        Ok(TextRecipe {
+            featurizer: TextFeaturizer { buckets: self.buckets, min_n, max_n },
+            text: LogisticOptions { l2: self.text_l2, ..LogisticOptions::TEXT },
+            fusion: LogisticOptions { l2: self.fusion_l2, ..LogisticOptions::FUSION },
+        })
+    }
 }
 
 /// The recipe's flags; defaults are the recipe the committed default model uses.
@@ -186,6 +236,11 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
     if args.image_signals {
         pool = pool.with_image_signals().context("computing the image signals")?;
     }
+    if args.ocr {
+        let stores = prepare_ocr_stores(&args, &datasets)?;
+        pool = pool.with_texts(&stores).context("attaching the OCR text")?;
+    }
+    let text_recipe = if args.ocr { Some(args.text_recipe()?) } else { None };
     let standard = TaskSpec::standard(&datasets);
     let tasks: Vec<TaskSpec> = if args.tasks.is_empty() {
         standard.clone()
@@ -211,6 +266,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         seed: args.seed,
         recipe: recipe.clone(),
         image_signals: args.image_signals,
+        text: text_recipe,
     };
     let mut results = Vec::new();
     for task in &tasks {
@@ -221,26 +277,50 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
                 .progress_chars("=> "),
         );
         bar.set_prefix(task.name.clone());
-        let result = cross_validate(&pool, task, &cv, device, &mut |done, _| bar.set_position(done as u64))
-            .with_context(|| format!("cross-validating task '{}'", task.name))?;
+        let mut progress = |done: usize, _| bar.set_position(done as u64);
+        let task_results = match &text_recipe {
+            None => vec![cross_validate(&pool, task, &cv, device, &mut progress)],
+            Some(text) => match cross_validate_fused(&pool, task, &cv, text, device, &mut progress) {
+                Ok(all) => all.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            },
+        };
         bar.finish_and_clear();
-        tracing::info!(
-            task = task.name,
-            weighted_f1 = format!("{:.4}", result.at_threshold.as_ref().unwrap_or(&result.at_argmax).weighted_f1),
-            seconds = format!("{:.0}", result.seconds),
-            "task done"
-        );
-        results.push(result);
+        for result in task_results {
+            let result = result.with_context(|| format!("cross-validating task '{}'", task.name))?;
+            tracing::info!(
+                task = task.name,
+                model = result.model,
+                recall_at_threshold = format!(
+                    "{:.4}",
+                    result
+                        .at_threshold
+                        .as_ref()
+                        .and_then(|m| m.classes.iter().find(|c| c.label == spamlens_trainer::evaluation::SPAM))
+                        .map_or(f64::NAN, |c| c.recall)
+                ),
+                roc_auc = format!("{:.4}", result.roc_auc.unwrap_or(f64::NAN)),
+                seconds = format!("{:.0}", result.seconds),
+                "task done"
+            );
+            results.push(result);
+        }
     }
     // A model trained on everything, read off per part: the standard tasks inside "all".
-    if let Some(all) = results.iter().find(|r| r.task.name == "all").cloned() {
+    let wholes: Vec<_> = results.iter().filter(|r| r.task.name == "all").cloned().collect();
+    for all in &wholes {
         for part in standard.iter().filter(|t| t.name != "all") {
-            results.push(spamlens_trainer::evaluation::sub_result(&pool, &all, part)?);
+            results.push(spamlens_trainer::evaluation::sub_result(&pool, all, part)?);
         }
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = EvaluationReport::new(command, &cv, &pool, results);
-    let files = report.write(&args.out, !args.no_plots)?;
+    let mut files = report.write(&args.out, !args.no_plots)?;
+    if args.scores {
+        let path = args.out.join("scores.tsv");
+        report.write_scores(&pool, &path)?;
+        files.push(path);
+    }
     print!("{}", report.markdown());
     for file in files {
         println!("wrote {}", file.display());
@@ -249,6 +329,31 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         final_model(&args, &pool, &standard, &recipe, device, &report, dir, &backbone_path)?;
     }
     Ok(())
+}
+
+/// The OCR store of each dataset, read or brought up to date first (images already in a store are
+/// not read again).
+fn prepare_ocr_stores(args: &EvaluateArgs, datasets: &[DatasetSpec]) -> Result<Vec<OcrStore>> {
+    let pool = args.ocr_engine.pool()?;
+    let jobs = args.ocr_jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let mut stores = Vec::with_capacity(datasets.len());
+    for dataset in datasets {
+        let path = crate::ocr::default_store(&args.features_dir, &dataset.root, &pool);
+        let bar = crate::ocr::OcrBar::new();
+        let (store, report) =
+            ocr_store::read_dataset(&dataset.root, &path, &pool, &spamlens_core::ocr::OcrImageSpec::V1, jobs, &bar)
+                .with_context(|| format!("reading the text of {}", dataset.root.display()))?;
+        tracing::info!(
+            store = %path.display(),
+            rows = store.rows.len(),
+            read = report.read,
+            reused = report.reused,
+            failed = report.failed,
+            "OCR text ready"
+        );
+        stores.push(store);
+    }
+    Ok(stores)
 }
 
 /// The store of each dataset, computed or brought up to date first.
@@ -314,10 +419,27 @@ fn final_model(
     let groups: Vec<usize> = rows.iter().map(|&r| pool.rows[r].group).collect();
     tracing::info!(task = task.name, rows = data.len(), "training the final model");
     let all: Vec<usize> = (0..data.len()).collect();
-    let fitted = fit_recipe(&data, &all, &groups, recipe, device, args.seed)?;
-    let cv_result = report.tasks.iter().find(|t| t.task.name == task.name);
+    let fused = match &report.cross_validation.text {
+        None => None,
+        Some(text_recipe) => {
+            let (texts, _) = text_inputs(pool, &rows, text_recipe)?;
+            Some(fit_fused(&data, &texts, &all, &groups, recipe, text_recipe, device, args.seed)?)
+        }
+    };
+    let fitted = match &fused {
+        Some(head) => head.image.clone(),
+        None => fit_recipe(&data, &all, &groups, recipe, device, args.seed)?,
+    };
+    let model_name = if fused.is_some() {
+        spamlens_trainer::evaluation::MODEL_FUSED
+    } else {
+        spamlens_trainer::evaluation::MODEL_IMAGE
+    };
+    let cv_result =
+        report.tasks.iter().find(|t| t.task.name == task.name && t.model == model_name && t.trained_on.is_none());
+    let operating_threshold = fused.as_ref().map_or(fitted.spam_threshold, |f| f.fused_threshold);
     let thresholds: Vec<(String, f32)> =
-        fitted.spam_threshold.map(|t| (spamlens_trainer::evaluation::SPAM.to_owned(), t)).into_iter().collect();
+        operating_threshold.map(|t| (spamlens_trainer::evaluation::SPAM.to_owned(), t)).into_iter().collect();
     let provenance = HeadProvenance {
         source: data.source.clone(),
         training: serde_json::json!({
@@ -330,12 +452,15 @@ fn final_model(
                 "validation_rows": fitted.validation_rows,
             },
             "recipe": recipe,
+            "text_recipe": report.cross_validation.text,
+            "ocr_engine": pool.ocr_engine,
             "best_epoch": fitted.best_epoch,
             "device": device.describe(),
         }),
         metrics: cv_result.map(|r| {
             serde_json::json!({
                 "evaluation": "group-aware cross-validation (out-of-fold)",
+                "model": model_name,
                 "folds": report.cross_validation.folds,
                 "weighted_f1": r.at_threshold.as_ref().unwrap_or(&r.at_argmax).weighted_f1,
                 "ham_to_spam_false_positive_rate":
@@ -348,22 +473,34 @@ fn final_model(
         thresholds,
         operating_point: Some(serde_json::json!({
             "target_ham_to_spam_false_positive_rate": recipe.target_false_positive_rate,
-            "validation_ham_to_spam_false_positive_rate": fitted.validation_false_positive_rate,
+            "validation_ham_to_spam_false_positive_rate":
+                fused.as_ref().map_or(fitted.validation_false_positive_rate, |f| f.fused_validation_false_positive_rate),
+            "image_only_threshold": fitted.spam_threshold,
+            "image_only_validation_ham_to_spam_false_positive_rate": fitted.validation_false_positive_rate,
             "temperature": fitted.temperature,
             "chosen_on": format!("{} group-aware validation rows of {}", fitted.validation_rows, task.name),
         })),
     };
     let precision = if args.f16 { Precision::F16 } else { Precision::F32 };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let head_bytes = head_graph(&fitted.weights, &provenance, precision)?;
+    let head_bytes = match &fused {
+        None => head_graph(&fitted.weights, &provenance, precision)?,
+        Some(head) => {
+            let engine = pool.ocr_engine.as_ref().context("the fused model needs the OCR engine's identity")?;
+            let text = TextGraph::of(head, head.contract(engine), &fitted.weights.labels);
+            fused_head_graph(&fitted.weights, &text, &provenance, precision)?
+        }
+    };
     let head_path = dir.join(spamlens_trainer::experiment::HEAD_FILE);
     backbone::write_atomically(&head_path, &head_bytes)?;
     println!(
-        "wrote {} ({} parameters, {}; spam threshold {:?}, temperature {:.3}, epoch {})",
+        "wrote {} ({} parameters, {}; spam threshold {:?}{}, temperature {:.3}, epoch {})",
         head_path.display(),
-        fitted.weights.parameter_count(),
+        fitted.weights.parameter_count()
+            + fused.as_ref().map_or(0, |f| f.text.parameter_count() + f.fusion.parameter_count()),
         precision.as_str(),
-        fitted.spam_threshold,
+        operating_threshold,
+        fused.as_ref().map(|_| format!(" (image-only {:?})", fitted.spam_threshold)).unwrap_or_default(),
         fitted.temperature,
         fitted.best_epoch
     );

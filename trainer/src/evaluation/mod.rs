@@ -10,6 +10,7 @@
 //! probable class and at the recipe's own threshold, spam recall at 1% and 0.1% false positives,
 //! ROC AUC and average precision, with ROC and precision–recall plots.
 
+pub mod fused;
 pub mod groups;
 pub mod operating_point;
 pub mod report;
@@ -57,6 +58,13 @@ pub fn colour_and_edge_signals(rgb: &image::RgbImage) -> [f32; 2] {
     let inner = u64::from(w.saturating_sub(1)) * u64::from(h.saturating_sub(1));
     [(1.0 + colours.len() as f32).log2(), edges as f32 / inner.max(1) as f32]
 }
+
+/// [`TaskResult::model`] of the image head alone.
+pub const MODEL_IMAGE: &str = "image";
+/// [`TaskResult::model`] of the text model alone.
+pub const MODEL_TEXT: &str = "text";
+/// [`TaskResult::model`] of the fused head.
+pub const MODEL_FUSED: &str = "fused";
 
 /// The class whose false positives an operating point bounds, and the class it protects.
 pub const SPAM: &str = "spam";
@@ -148,6 +156,8 @@ impl TaskSpec {
 pub struct PoolRow {
     /// Index into the datasets.
     pub dataset: usize,
+    /// sha256 of the image bytes.
+    pub sha256: String,
     /// Path relative to the dataset root.
     pub path: String,
     /// Label name.
@@ -176,6 +186,11 @@ pub struct Pool {
     pub source: FeatureSource,
     /// How groups were formed, per dataset (`manifest.tsv` or dHash).
     pub grouping: Vec<String>,
+    /// What OCR read in each row's image (`None` inside: OCR failed on it), once loaded with
+    /// [`Pool::with_texts`].
+    pub texts: Option<Vec<Option<spamlens_core::ocr::OcrText>>>,
+    /// The OCR setup of the loaded texts.
+    pub ocr_engine: Option<spamlens_core::ocr::EngineIdentity>,
 }
 
 impl Pool {
@@ -247,6 +262,7 @@ impl Pool {
                 group_keys.push(key);
                 rows.push(PoolRow {
                     dataset: index,
+                    sha256: row.sha256.clone(),
                     path: row.path,
                     label: row.label,
                     group: 0,
@@ -266,7 +282,7 @@ impl Pool {
         }
         let source =
             source.ok_or_else(|| TrainerError::Dataset { path: PathBuf::new(), reason: "no dataset given".into() })?;
-        Ok(Pool { datasets: datasets.to_vec(), rows, features, dim, source, grouping })
+        Ok(Pool { datasets: datasets.to_vec(), rows, features, dim, source, grouping, texts: None, ocr_engine: None })
     }
 
     /// The experiment of the quality issue's "cheap extra signals": appends what the image itself
@@ -311,6 +327,46 @@ impl Pool {
         }
         self.features = features;
         self.dim = dim;
+        Ok(self)
+    }
+
+    /// Attaches what OCR read in every row's image, one store per dataset (in dataset order); a
+    /// row whose image a store lacks is an error naming both.
+    pub fn with_texts(mut self, stores: &[crate::ocr_store::OcrStore]) -> Result<Pool> {
+        if stores.len() != self.datasets.len() {
+            return Err(TrainerError::Dataset {
+                path: PathBuf::new(),
+                reason: format!("{} OCR stores for {} datasets", stores.len(), self.datasets.len()),
+            });
+        }
+        if let Some(first) = stores.first()
+            && let Some(other) = stores.iter().find(|s| s.header != first.header)
+        {
+            return Err(TrainerError::Dataset {
+                path: PathBuf::new(),
+                reason: format!(
+                    "the OCR stores were made by different setups ({} {} vs {} {})",
+                    first.header.engine.engine,
+                    first.header.engine.version,
+                    other.header.engine.engine,
+                    other.header.engine.version
+                ),
+            });
+        }
+        let texts = self
+            .rows
+            .iter()
+            .map(|row| {
+                let store = &stores[row.dataset];
+                let found = store.rows.get(&row.sha256).ok_or_else(|| TrainerError::Dataset {
+                    path: self.datasets[row.dataset].root.clone(),
+                    reason: format!("'{}' is in the feature store but not in the OCR store", row.path),
+                })?;
+                Ok(found.read_text().cloned())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.ocr_engine = stores.first().map(|s| s.header.engine.clone());
+        self.texts = Some(texts);
         Ok(self)
     }
 
@@ -421,18 +477,41 @@ pub fn fit_recipe(
     device: TrainDevice,
     seed: u64,
 ) -> Result<FittedHead> {
+    let split = validation_split(data, rows, groups, recipe.validation_folds, seed)?;
+    fit_recipe_on_split(data, &split, recipe, device)
+}
+
+/// The group-aware validation part of `rows` (`split.test`, one of `validation_folds` folds) and
+/// the rest (`split.train`); the same for the same seed.
+pub fn validation_split(
+    data: &LabelledFeatures,
+    rows: &[usize],
+    groups: &[usize],
+    validation_folds: usize,
+    seed: u64,
+) -> Result<Split> {
     let labels: Vec<usize> = rows.iter().map(|&r| data.labels[r]).collect();
     let row_groups: Vec<usize> = rows.iter().map(|&r| groups[r]).collect();
-    let inner = group_kfold(&labels, &row_groups, data.classes.len(), recipe.validation_folds.max(2), seed)?;
-    let split = Split {
+    let inner = group_kfold(&labels, &row_groups, data.classes.len(), validation_folds.max(2), seed)?;
+    Ok(Split {
         train: rows.iter().zip(&inner).filter(|(_, f)| **f != 0).map(|(r, _)| *r).collect(),
         test: rows.iter().zip(&inner).filter(|(_, f)| **f == 0).map(|(r, _)| *r).collect(),
-    };
+    })
+}
+
+/// [`fit_recipe`] on a given split: trains on `split.train`, calibrates and sets the threshold on
+/// `split.test` (the validation part).
+pub fn fit_recipe_on_split(
+    data: &LabelledFeatures,
+    split: &Split,
+    recipe: &Recipe,
+    device: TrainDevice,
+) -> Result<FittedHead> {
     let mut members = Vec::with_capacity(recipe.ensemble.max(1));
     let mut epochs = Vec::with_capacity(recipe.ensemble.max(1));
     for member in 0..recipe.ensemble.max(1) as u64 {
         let options = TrainOptions { seed: recipe.train.seed.wrapping_add(member), ..recipe.train.clone() };
-        let outcome = crate::head::train(data, &split, &options, device, &mut NoTrainProgress)?;
+        let outcome = crate::head::train(data, split, &options, device, &mut NoTrainProgress)?;
         epochs.push(outcome.best_epoch);
         members.push(outcome.weights);
     }
@@ -443,23 +522,12 @@ pub fn fit_recipe(
     let temperature =
         if recipe.calibrate { fit_temperature(&weights.logits(&validation), &validation_labels, classes) } else { 1.0 };
     weights.scale_logits(temperature);
-    let spam = data.classes.iter().position(|c| c == SPAM);
-    let ham = data.classes.iter().position(|c| c == HAM);
-    let (spam_threshold, validation_false_positive_rate) = match (spam, ham) {
-        (Some(spam), Some(ham)) => {
-            let probabilities = weights.probabilities(&validation);
-            let ham_scores: Vec<f32> = probabilities
-                .chunks_exact(classes)
-                .zip(&validation_labels)
-                .filter(|(_, l)| **l == ham)
-                .map(|(p, _)| p[spam])
-                .collect();
-            let t = threshold_for_false_positive_rate(&ham_scores, recipe.target_false_positive_rate, 0.5);
-            let fp = ham_scores.iter().filter(|&&s| s >= t).count() as f64 / ham_scores.len().max(1) as f64;
-            (Some(t), Some(fp))
-        }
-        _ => (None, None),
-    };
+    let (spam_threshold, validation_false_positive_rate) = spam_threshold(
+        &data.classes,
+        &weights.probabilities(&validation),
+        &validation_labels,
+        recipe.target_false_positive_rate,
+    );
     Ok(FittedHead {
         weights,
         temperature,
@@ -469,6 +537,25 @@ pub fn fit_recipe(
         validation_rows: split.test.len(),
         validation_false_positive_rate,
     })
+}
+
+/// The spam threshold for at most `target_fp` ham→spam false positives on labelled rows of
+/// probabilities (`classes` per row), and the rate it gives there; `None` without spam and ham.
+pub fn spam_threshold(
+    class_names: &[String],
+    probabilities: &[f32],
+    labels: &[usize],
+    target_fp: f64,
+) -> (Option<f32>, Option<f64>) {
+    let classes = class_names.len();
+    let spam = class_names.iter().position(|c| c == SPAM);
+    let ham = class_names.iter().position(|c| c == HAM);
+    let (Some(spam), Some(ham)) = (spam, ham) else { return (None, None) };
+    let ham_scores: Vec<f32> =
+        probabilities.chunks_exact(classes).zip(labels).filter(|(_, l)| **l == ham).map(|(p, _)| p[spam]).collect();
+    let t = threshold_for_false_positive_rate(&ham_scores, target_fp, 0.5);
+    let fp = ham_scores.iter().filter(|&&s| s >= t).count() as f64 / ham_scores.len().max(1) as f64;
+    (Some(t), Some(fp))
 }
 
 /// A cross-validation request.
@@ -482,6 +569,8 @@ pub struct CrossValidation {
     pub recipe: Recipe,
     /// Whether the image's own size and format were appended to its features.
     pub image_signals: bool,
+    /// The text side, when the images' OCR text is evaluated too (image, text and fused models).
+    pub text: Option<crate::fusion::TextRecipe>,
 }
 
 /// Metrics of one task, from the pooled out-of-fold scores.
@@ -489,6 +578,8 @@ pub struct CrossValidation {
 pub struct TaskResult {
     /// The task.
     pub task: TaskSpec,
+    /// Which model's scores: `image` (the image head), `text` (OCR text alone) or `fused`.
+    pub model: String,
     /// When the numbers are read off another task's cross-validation (a model trained on all the
     /// data, scored on this part of it): that task's name.
     pub trained_on: Option<String>,
@@ -619,10 +710,16 @@ pub fn sub_result(pool: &Pool, whole: &TaskResult, task: &TaskSpec) -> Result<Ta
     let groups = subset.pool_rows.iter().map(|&r| pool.rows[r].group).collect::<HashSet<_>>().len();
     let mut result = summarise(task, &whole.classes, &subset, groups)?;
     result.trained_on = Some(whole.task.name.clone());
+    result.model = whole.model.clone();
     Ok(result)
 }
 
-fn summarise(task: &TaskSpec, class_names: &[String], scores: &OutOfFold, groups: usize) -> Result<TaskResult> {
+pub(crate) fn summarise(
+    task: &TaskSpec,
+    class_names: &[String],
+    scores: &OutOfFold,
+    groups: usize,
+) -> Result<TaskResult> {
     let classes = class_names.len();
     let names: Vec<&str> = class_names.iter().map(String::as_str).collect();
     let argmax = crate::head::inference::argmax_rows(&scores.probabilities, classes);
@@ -651,6 +748,7 @@ fn summarise(task: &TaskSpec, class_names: &[String], scores: &OutOfFold, groups
     scores.labels.iter().for_each(|&l| counts[l] += 1);
     Ok(TaskResult {
         task: task.clone(),
+        model: MODEL_IMAGE.to_owned(),
         trained_on: None,
         counts,
         classes: class_names.to_vec(),

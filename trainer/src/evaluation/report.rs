@@ -20,6 +20,8 @@ pub struct EvaluationReport {
     pub datasets: Vec<serde_json::Value>,
     /// The features' source.
     pub features: String,
+    /// The OCR engine that read the images' text (when the text was evaluated).
+    pub ocr_engine: Option<spamlens_core::ocr::EngineIdentity>,
     /// One entry per task.
     pub tasks: Vec<TaskResult>,
 }
@@ -47,6 +49,7 @@ impl EvaluationReport {
             cross_validation: cv.clone(),
             datasets,
             features: pool.source.describe(),
+            ocr_engine: pool.ocr_engine.clone(),
             tasks,
         }
     }
@@ -57,7 +60,11 @@ impl EvaluationReport {
         let r = &cv.recipe;
         let t = &r.train;
         let mut out = String::new();
-        out.push_str("# Image head: group-aware cross-validation\n\n");
+        out.push_str(if cv.text.is_some() {
+            "# Image head, OCR text model and fused head: group-aware cross-validation\n\n"
+        } else {
+            "# Image head: group-aware cross-validation\n\n"
+        });
         out.push_str(&format!(
             "Regenerate: `{}`\n\n{}-fold group-aware cross-validation (seed {}): near-duplicate groups never straddle \
              folds. Inside each training fold, 1/{} of it (by groups) is held out for validation{}, {}and the spam \
@@ -92,8 +99,39 @@ impl EvaluationReport {
                 "Image signals (log₂ width, height, aspect ratio; format one-hot; log₂ colour count; edge density) appended to the features.\n\n",
             );
         }
-        out.push_str("| task | ham / spam (groups) | weighted F1 @argmax | ham→spam FP @argmax | weighted F1 @threshold | ham→spam FP @threshold | spam recall @threshold | recall @FP≤1% | recall @FP≤0.1% | ROC AUC | AP |\n");
-        out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        if let Some(text) = &cv.text {
+            let engine = self
+                .ocr_engine
+                .as_ref()
+                .map(|e| {
+                    format!(
+                        "{} {} ({}, page segmentation {}, {} dpi)",
+                        e.engine,
+                        e.version,
+                        e.languages(),
+                        e.page_segmentation,
+                        e.dpi
+                    )
+                })
+                .unwrap_or_else(|| "?".into());
+            out.push_str(&format!(
+                "Text: OCR by {engine}, images prepared as: {}. **text** = logistic regression over {} \
+                 and the layout measures ({}), L2 {}, {} full-batch Adam steps, class weights {}; its own temperature \
+                 and threshold on the validation part. **fused** = logistic regression over the image head's and the \
+                 text model's log-probabilities and the layout measures, fitted on the validation part (L2 {}), \
+                 thresholded there; an image OCR failed on is decided by the image head, as at run time. \
+                 **image** = the image head of the same folds.\n\n",
+                spamlens_core::ocr::OcrImageSpec::V1.describe(),
+                text.featurizer.describe(),
+                spamlens_core::ocr::LAYOUT_NAMES.join(", "),
+                text.text.l2,
+                text.text.iterations,
+                if text.text.class_weights { "on" } else { "off" },
+                text.fusion.l2
+            ));
+        }
+        out.push_str("| task | model | ham / spam (groups) | weighted F1 @argmax | ham→spam FP @argmax | weighted F1 @threshold | ham→spam FP @threshold | spam recall @threshold | recall @FP≤1% | recall @FP≤0.1% | ROC AUC | AP |\n");
+        out.push_str("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         let pct = |v: Option<f64>| v.map(|v| format!("{:.2}%", 100.0 * v)).unwrap_or_else(|| "–".into());
         let num = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into());
         for task in &self.tasks {
@@ -102,8 +140,9 @@ impl EvaluationReport {
                 m.classes.iter().find(|c| c.label == super::SPAM).map(|c| c.recall)
             };
             out.push_str(&format!(
-                "| {} | {} / {} ({}) | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} / {} ({}) | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 task.display_name(),
+                task.model,
                 count(super::HAM),
                 count(super::SPAM),
                 task.groups,
@@ -127,13 +166,14 @@ impl EvaluationReport {
                       chosen on its validation part — what a deployed model does. recall @FP≤x: the best any threshold \
                       could do on the pooled scores (an upper bound, read off the ROC curve).\n\n",
         );
-        out.push_str("## Per class (at the threshold)\n\n| task | class | precision | recall | F1 | support |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
+        out.push_str("## Per class (at the threshold)\n\n| task | model | class | precision | recall | F1 | support |\n| --- | --- | --- | ---: | ---: | ---: | ---: |\n");
         for task in &self.tasks {
             let metrics = task.at_threshold.as_ref().unwrap_or(&task.at_argmax);
             for c in &metrics.classes {
                 out.push_str(&format!(
-                    "| {} | {} | {:.4} | {:.4} | {:.4} | {} |\n",
+                    "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} |\n",
                     task.display_name(),
+                    task.model,
                     c.label,
                     c.precision,
                     c.recall,
@@ -142,12 +182,13 @@ impl EvaluationReport {
                 ));
             }
         }
-        out.push_str("\n## Per fold\n\n| task | thresholds | temperatures | epochs kept | seconds |\n| --- | --- | --- | --- | ---: |\n");
+        out.push_str("\n## Per fold\n\n| task | model | thresholds | temperatures | epochs kept | seconds |\n| --- | --- | --- | --- | --- | ---: |\n");
         let list = |v: &[f32]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
         for task in self.tasks.iter().filter(|t| t.trained_on.is_none()) {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {:.0} |\n",
+                "| {} | {} | {} | {} | {} | {:.0} |\n",
                 task.task.name,
+                task.model,
                 list(&task.fold_thresholds),
                 list(&task.fold_temperatures),
                 task.fold_epochs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
@@ -168,6 +209,32 @@ impl EvaluationReport {
         out
     }
 
+    /// Writes every cross-validated task's out-of-fold spam scores as TSV (task, model, dataset,
+    /// path, label, p(spam), the fold's threshold): what to look at to see which images pass.
+    pub fn write_scores(&self, pool: &Pool, path: &Path) -> Result<()> {
+        let mut out = String::from("task\tmodel\tdataset\tpath\tlabel\tp_spam\tthreshold\n");
+        for task in self.tasks.iter().filter(|t| t.trained_on.is_none()) {
+            let (Some(scores), Some(spam)) = (&task.scores, task.classes.iter().position(|c| c == super::SPAM)) else {
+                continue;
+            };
+            let classes = task.classes.len();
+            for (i, &row) in scores.pool_rows.iter().enumerate() {
+                let r = &pool.rows[row];
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{:.6}\t{}\n",
+                    task.task.name,
+                    task.model,
+                    pool.datasets[r.dataset].name,
+                    r.path,
+                    r.label,
+                    scores.probabilities[i * classes + spam],
+                    scores.thresholds[i].map(|t| format!("{t:.6}")).unwrap_or_default()
+                ));
+            }
+        }
+        crate::backbone::write_atomically(path, out.as_bytes())
+    }
+
     /// Writes `results.md`, `results.json` and `<task>.png` (unless `plots` is off) into `dir`.
     pub fn write(&self, dir: &Path, plots: bool) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir).map_err(|e| TrainerError::io(dir, e))?;
@@ -183,13 +250,17 @@ impl EvaluationReport {
             // One plot per cross-validated task (the parts of `all` are in its table and JSON).
             for task in self.tasks.iter().filter(|t| t.trained_on.is_none()) {
                 let Some(curves) = &task.curves else { continue };
-                let file = task.task.name.clone();
+                let file = if task.model == super::MODEL_IMAGE {
+                    task.task.name.clone()
+                } else {
+                    format!("{}.{}", task.task.name, task.model)
+                };
                 let point = task.at_threshold.as_ref().and_then(|m| {
                     let spam = m.classes.iter().find(|c| c.label == super::SPAM)?;
                     Some((m.ham_to_spam_false_positive_rate?, spam.recall, spam.precision))
                 });
                 let path = dir.join(format!("{file}.png"));
-                let title = format!("{}: out-of-fold spam scores", task.task.name);
+                let title = format!("{} ({}): out-of-fold spam scores", task.task.name, task.model);
                 crate::report::plots::roc_and_precision_recall(&title, curves, point, &path)?;
                 files.push(path);
             }

@@ -6,10 +6,12 @@
 use prost::Message;
 use serde::Serialize;
 use spamlens_core::classifier::{
-    KIND_COMBINED, KIND_HEAD, META_BACKBONE_SHA256, META_CREATED, META_FEATURE_BACKBONE_SHA256, META_FEATURE_SOURCE,
-    META_HEAD, META_KIND, META_LABELS, META_METRICS, META_OPERATING_POINT, META_PRECISION, META_PREPROCESSING,
-    META_THRESHOLDS, META_TRAINING, META_VERSION, PROBABILITIES_OUTPUT,
+    IMAGE_PROBABILITIES_OUTPUT, KIND_COMBINED, KIND_HEAD, META_BACKBONE_SHA256, META_CREATED,
+    META_FEATURE_BACKBONE_SHA256, META_FEATURE_SOURCE, META_HEAD, META_IMAGE_THRESHOLDS, META_KIND, META_LABELS,
+    META_METRICS, META_OCR, META_OPERATING_POINT, META_PRECISION, META_PREPROCESSING, META_THRESHOLDS, META_TRAINING,
+    META_VERSION, OCR_LAYOUT_INPUT, OCR_NGRAMS_INPUT, PROBABILITIES_OUTPUT, TEXT_PROBABILITIES_OUTPUT,
 };
+use spamlens_core::ocr::{LAYOUT_FEATURES, OcrContract};
 use spamlens_core::{FEATURE_DIM, FEATURES_OUTPUT};
 use tract_onnx::pb;
 
@@ -58,12 +60,89 @@ pub struct HeadProvenance {
     pub operating_point: Option<serde_json::Value>,
 }
 
+/// Metadata key: the text-only output's operating point (informational; runtimes decide by the
+/// fused or the image-only output).
+pub const META_TEXT_THRESHOLDS: &str = "spamlens.text_thresholds";
+
+/// The text side of a fused head as the graph holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextGraph {
+    /// The text model over `[n-grams | layout]` (raw logits).
+    pub text: DenseLayer,
+    /// The text-only output's temperature.
+    pub text_temperature: f32,
+    /// The fusion layer over `[image log-p | text log-p | layout]`.
+    pub fusion: DenseLayer,
+    /// The OCR contract.
+    pub contract: OcrContract,
+    /// The image-only output's operating point.
+    pub image_thresholds: Vec<(String, f32)>,
+    /// The text-only output's operating point.
+    pub text_thresholds: Vec<(String, f32)>,
+}
+
+impl TextGraph {
+    /// Width of the n-gram input.
+    pub fn buckets(&self) -> usize {
+        self.text.inputs.saturating_sub(LAYOUT_FEATURES)
+    }
+
+    /// The text side of a trained fused head, with its contract.
+    pub fn of(head: &crate::fusion::FusedHead, contract: OcrContract, labels: &[String]) -> TextGraph {
+        let dense = |l: &crate::text_model::Logistic| {
+            let mut weight = l.sparse_weight.clone();
+            weight.extend_from_slice(&l.dense_weight);
+            DenseLayer { inputs: l.sparse_dim + l.dense_dim, outputs: l.classes, weight, bias: l.bias.clone() }
+        };
+        let spam = |t: Option<f32>| -> Vec<(String, f32)> {
+            t.filter(|_| labels.iter().any(|l| l == crate::evaluation::SPAM))
+                .map(|t| (crate::evaluation::SPAM.to_owned(), t))
+                .into_iter()
+                .collect()
+        };
+        TextGraph {
+            text: dense(&head.text),
+            text_temperature: head.text_temperature,
+            fusion: dense(&head.fusion),
+            contract,
+            image_thresholds: spam(head.image.spam_threshold),
+            text_thresholds: spam(head.text_threshold),
+        }
+    }
+
+    fn check(&self, weights: &HeadWeights) -> Result<()> {
+        let classes = weights.labels.len();
+        let featurizer = self.contract.text_featurizer().ok_or_else(|| {
+            TrainerError::Graph(format!(
+                "text featurizer '{}' is not one spamlens implements",
+                self.contract.featurizer
+            ))
+        })?;
+        let ok = self.text.inputs == featurizer.buckets as usize + LAYOUT_FEATURES
+            && self.text.outputs == classes
+            && self.fusion.inputs == crate::fusion::fusion_inputs(classes)
+            && self.fusion.outputs == classes
+            && self.text.weight.len() == self.text.inputs * self.text.outputs
+            && self.fusion.weight.len() == self.fusion.inputs * self.fusion.outputs
+            && self.text_temperature.is_finite()
+            && self.text_temperature > 0.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(TrainerError::Graph(format!(
+                "text model {}→{} and fusion {}→{} do not fit {} buckets and {classes} classes",
+                self.text.inputs, self.text.outputs, self.fusion.inputs, self.fusion.outputs, featurizer.buckets
+            )))
+        }
+    }
+}
+
 /// Writes the head-only graph: `features` `[N, input_dim]` → Gemm/Relu… → Softmax → `probabilities`.
 pub fn head_graph(weights: &HeadWeights, provenance: &HeadProvenance, precision: Precision) -> Result<Vec<u8>> {
     let mut b = OnnxGraphBuilder::new("spamlens-head");
     b.doc_string("spamlens classifier head over ResNet-50 features; softmax probabilities per label");
     b.input(FEATURES_OUTPUT, &[weights.input_dim()])?;
-    append_head(&mut b, weights, precision)?;
+    append_head(&mut b, weights, None, precision)?;
     b.output(&OutputSpec { name: PROBABILITIES_OUTPUT.into(), dims: vec![None, Some(weights.labels.len())] });
     b.metadata(META_KIND, KIND_HEAD);
     head_metadata(&mut b, weights, provenance, precision);
@@ -75,29 +154,41 @@ fn param_name(index: usize, what: &str) -> String {
     format!("head/dense{index}/{what}")
 }
 
-fn append_head(b: &mut OnnxGraphBuilder, weights: &HeadWeights, precision: Precision) -> Result<()> {
+/// One dense layer as a Gemm node: `prefix/weight` and `prefix/bias` initialisers (16-bit behind a
+/// `Cast` for [`Precision::F16`]), output `prefix/out`.
+fn dense_node(
+    b: &mut OnnxGraphBuilder,
+    prefix: &str,
+    input: &str,
+    layer: &DenseLayer,
+    precision: Precision,
+) -> Result<String> {
+    let (w, bias) = (format!("{prefix}/weight"), format!("{prefix}/bias"));
+    match precision {
+        Precision::F32 => {
+            b.initializer(&w, &[layer.inputs, layer.outputs], &layer.weight)?;
+            b.initializer(&bias, &[layer.outputs], &layer.bias)?;
+        }
+        Precision::F16 => {
+            let (w16, b16) = (format!("{w}_f16"), format!("{bias}_f16"));
+            b.initializer_f16(&w16, &[layer.inputs, layer.outputs], &layer.weight)?;
+            b.initializer_f16(&b16, &[layer.outputs], &layer.bias)?;
+            let to_float = [("to", Attribute::Int(pb::tensor_proto::DataType::Float as i64))];
+            b.node("Cast", &format!("{prefix}/cast_weight"), &[&w16], &[&w], &to_float)?;
+            b.node("Cast", &format!("{prefix}/cast_bias"), &[&b16], &[&bias], &to_float)?;
+        }
+    }
+    let y = format!("{prefix}/out");
+    b.node("Gemm", prefix, &[input, &w, &bias], &[&y], &[])?;
+    Ok(y)
+}
+
+/// The image head's layers on `features`; returns the name of its logits tensor.
+fn append_head_logits(b: &mut OnnxGraphBuilder, weights: &HeadWeights, precision: Precision) -> Result<String> {
     let mut x = FEATURES_OUTPUT.to_owned();
     let last = weights.layers.len() - 1;
     for (i, layer) in weights.layers.iter().enumerate() {
-        let (w, bias) = (param_name(i, "weight"), param_name(i, "bias"));
-        let (w_in, bias_in) = match precision {
-            Precision::F32 => {
-                b.initializer(&w, &[layer.inputs, layer.outputs], &layer.weight)?;
-                b.initializer(&bias, &[layer.outputs], &layer.bias)?;
-                (w.clone(), bias.clone())
-            }
-            Precision::F16 => {
-                let (w16, b16) = (format!("{w}_f16"), format!("{bias}_f16"));
-                b.initializer_f16(&w16, &[layer.inputs, layer.outputs], &layer.weight)?;
-                b.initializer_f16(&b16, &[layer.outputs], &layer.bias)?;
-                let to_float = [("to", Attribute::Int(pb::tensor_proto::DataType::Float as i64))];
-                b.node("Cast", &format!("head/dense{i}/cast_weight"), &[&w16], &[&w], &to_float)?;
-                b.node("Cast", &format!("head/dense{i}/cast_bias"), &[&b16], &[&bias], &to_float)?;
-                (w.clone(), bias.clone())
-            }
-        };
-        let y = format!("head/dense{i}/out");
-        b.node("Gemm", &format!("head/dense{i}"), &[&x, &w_in, &bias_in], &[&y], &[])?;
+        let y = dense_node(b, &format!("head/dense{i}"), &x, layer, precision)?;
         x = if i < last {
             let r = format!("head/dense{i}/relu");
             b.node("Relu", &r, &[&y], &[&r], &[])?;
@@ -106,8 +197,103 @@ fn append_head(b: &mut OnnxGraphBuilder, weights: &HeadWeights, precision: Preci
             y
         };
     }
-    b.node("Softmax", "head/softmax", &[&x], &[PROBABILITIES_OUTPUT], &[("axis", Attribute::Int(1))])?;
+    Ok(x)
+}
+
+/// The image head, its softmax as `probabilities` (a model without text), or as
+/// `image_probabilities` plus the text model and the fusion (a fused model).
+fn append_head(
+    b: &mut OnnxGraphBuilder,
+    weights: &HeadWeights,
+    text: Option<&TextGraph>,
+    precision: Precision,
+) -> Result<()> {
+    let logits = append_head_logits(b, weights, precision)?;
+    let softmax = [("axis", Attribute::Int(1))];
+    let Some(text) = text else {
+        b.node("Softmax", "head/softmax", &[&logits], &[PROBABILITIES_OUTPUT], &softmax)?;
+        return Ok(());
+    };
+    b.node("Softmax", "head/softmax", &[&logits], &[IMAGE_PROBABILITIES_OUTPUT], &softmax)?;
+    b.node("LogSoftmax", "head/log_softmax", &[&logits], &["head/log_probabilities"], &softmax)?;
+    let concat = [("axis", Attribute::Int(1))];
+    b.node("Concat", "text/input", &[OCR_NGRAMS_INPUT, OCR_LAYOUT_INPUT], &["text/input"], &concat)?;
+    let text_logits = dense_node(b, "text/dense", "text/input", &text.text, precision)?;
+    b.initializer("text/inverse_temperature", &[1], &[1.0 / text.text_temperature])?;
+    b.node("Mul", "text/calibrate", &[&text_logits, "text/inverse_temperature"], &["text/calibrated"], &[])?;
+    b.node("Softmax", "text/softmax", &["text/calibrated"], &[TEXT_PROBABILITIES_OUTPUT], &softmax)?;
+    b.node("LogSoftmax", "text/log_softmax", &[&text_logits], &["text/log_probabilities"], &softmax)?;
+    b.node(
+        "Concat",
+        "fusion/input",
+        &["head/log_probabilities", "text/log_probabilities", OCR_LAYOUT_INPUT],
+        &["fusion/input"],
+        &concat,
+    )?;
+    // The fusion layer is small and sensitive: always 32-bit.
+    let fused = dense_node(b, "fusion/dense", "fusion/input", &text.fusion, Precision::F32)?;
+    b.node("Softmax", "fusion/softmax", &[&fused], &[PROBABILITIES_OUTPUT], &softmax)?;
     Ok(())
+}
+
+/// Declares a fused graph's text inputs and outputs (the image input or `features` is declared by
+/// the caller).
+fn declare_text_io(b: &mut OnnxGraphBuilder, text: &TextGraph, classes: usize) -> Result<()> {
+    b.input(OCR_NGRAMS_INPUT, &[text.buckets()])?;
+    b.input(OCR_LAYOUT_INPUT, &[LAYOUT_FEATURES])?;
+    for name in [IMAGE_PROBABILITIES_OUTPUT, TEXT_PROBABILITIES_OUTPUT] {
+        b.output(&OutputSpec { name: name.into(), dims: vec![None, Some(classes)] });
+    }
+    Ok(())
+}
+
+/// Writes a fused head graph: inputs `features`, `ocr_ngrams`, `ocr_layout`; outputs
+/// `probabilities` (fused), `image_probabilities`, `text_probabilities`; the OCR contract and both
+/// operating points in the metadata.
+pub fn fused_head_graph(
+    weights: &HeadWeights,
+    text: &TextGraph,
+    provenance: &HeadProvenance,
+    precision: Precision,
+) -> Result<Vec<u8>> {
+    text.check(weights)?;
+    let mut b = OnnxGraphBuilder::new("spamlens-fused-head");
+    b.doc_string(
+        "spamlens fused head: image head over ResNet-50 features, text model over OCR n-grams and layout, fusion \
+         layer; softmax probabilities per label (fused, image-only, text-only)",
+    );
+    b.input(FEATURES_OUTPUT, &[weights.input_dim()])?;
+    declare_text_io(&mut b, text, weights.labels.len())?;
+    append_head(&mut b, weights, Some(text), precision)?;
+    b.output(&OutputSpec { name: PROBABILITIES_OUTPUT.into(), dims: vec![None, Some(weights.labels.len())] });
+    b.metadata(META_KIND, KIND_HEAD);
+    head_metadata(&mut b, weights, provenance, precision);
+    text_metadata(&mut b, weights, text);
+    b.encode()
+}
+
+fn text_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, text: &TextGraph) {
+    b.metadata(META_OCR, &text.contract.to_json());
+    let pairs = |t: &[(String, f32)]| t.iter().map(|(class, v)| format!("{class}={v}")).collect::<Vec<_>>().join(",");
+    b.metadata(META_IMAGE_THRESHOLDS, &pairs(&text.image_thresholds));
+    b.metadata(META_TEXT_THRESHOLDS, &pairs(&text.text_thresholds));
+    let config = crate::head::HeadConfig {
+        input_dim: weights.input_dim(),
+        hidden: weights.hidden(),
+        classes: weights.labels.len(),
+        dropout: 0.0,
+    };
+    b.metadata(
+        META_HEAD,
+        &format!(
+            "image: {}; text: {} n-grams + {LAYOUT_FEATURES} layout → {} (logistic); fusion: {} → {} (logistic)",
+            config.describe(),
+            text.buckets(),
+            text.text.outputs,
+            text.fusion.inputs,
+            text.fusion.outputs
+        ),
+    );
 }
 
 fn head_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, provenance: &HeadProvenance, precision: Precision) {
@@ -151,6 +337,8 @@ fn head_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, provenance: &H
 pub struct HeadGraph {
     /// The weights.
     pub weights: HeadWeights,
+    /// The text side of a fused head.
+    pub text: Option<TextGraph>,
     /// Every `metadata_props` entry, in file order.
     pub metadata: Vec<(String, String)>,
 }
@@ -204,7 +392,38 @@ pub fn read_head_graph(bytes: &[u8], name: &str) -> Result<HeadGraph> {
         layers.push(DenseLayer { inputs, outputs, weight, bias });
     }
     let weights = HeadWeights::new(layers, labels).map_err(|e| bad(e.to_string()))?;
-    Ok(HeadGraph { weights, metadata })
+    let text = match meta(META_OCR) {
+        None => None,
+        Some(json) => {
+            let contract = OcrContract::from_json(&json).map_err(|e| bad(format!("metadata '{META_OCR}': {e}")))?;
+            let layer = |prefix: &str| -> Result<DenseLayer> {
+                let (dims, weight) = tensor(&format!("{prefix}/weight"))?;
+                let (_, bias) = tensor(&format!("{prefix}/bias"))?;
+                let [inputs, outputs] = dims[..] else {
+                    return Err(bad(format!("{prefix} weight is not 2-D: {dims:?}")));
+                };
+                Ok(DenseLayer { inputs, outputs, weight, bias })
+            };
+            let (_, inverse) = tensor("text/inverse_temperature")?;
+            let thresholds = |key: &str| -> Result<Vec<(String, f32)>> {
+                let parsed =
+                    spamlens_core::classifier::parse_thresholds(&meta(key).unwrap_or_default(), &weights.labels)
+                        .map_err(bad)?;
+                Ok(parsed.into_iter().map(|(i, t)| (weights.labels[i].clone(), t)).collect())
+            };
+            let graph = TextGraph {
+                text: layer("text/dense")?,
+                text_temperature: 1.0 / inverse.first().copied().unwrap_or(1.0),
+                fusion: layer("fusion/dense")?,
+                contract,
+                image_thresholds: thresholds(META_IMAGE_THRESHOLDS)?,
+                text_thresholds: thresholds(META_TEXT_THRESHOLDS)?,
+            };
+            graph.check(&weights).map_err(|e| bad(e.to_string()))?;
+            Some(graph)
+        }
+    };
+    Ok(HeadGraph { weights, text, metadata })
 }
 
 /// Attaches a head to a backbone: the backbone graph with its outputs replaced by the head's
@@ -288,9 +507,17 @@ pub fn combine(backbone: &[u8], backbone_name: &str, head: &HeadGraph, force: bo
     };
     b.clear_outputs();
     b.graph_name("spamlens-classifier");
-    b.doc_string("spamlens image-spam classifier: ResNet-50 backbone + trained head; softmax probabilities per label");
+    b.doc_string(if head.text.is_some() {
+        "spamlens image-spam classifier: ResNet-50 backbone + trained head, OCR text model and fusion layer; softmax \
+         probabilities per label (fused, image-only, text-only)"
+    } else {
+        "spamlens image-spam classifier: ResNet-50 backbone + trained head; softmax probabilities per label"
+    });
     let precision = if head.meta(META_PRECISION) == Some("f16") { Precision::F16 } else { Precision::F32 };
-    append_head(&mut b, &head.weights, precision)?;
+    if let Some(text) = &head.text {
+        declare_text_io(&mut b, text, head.weights.labels.len())?;
+    }
+    append_head(&mut b, &head.weights, head.text.as_ref(), precision)?;
     b.output(&OutputSpec { name: PROBABILITIES_OUTPUT.into(), dims: vec![None, Some(head.weights.labels.len())] });
     b.prune_to_outputs();
     for (key, value) in &head.metadata {
@@ -442,6 +669,104 @@ mod tests {
         let out = model.run(vec![-1.0, 2.0, 1.0], 1).unwrap().take(PROBABILITIES_OUTPUT).unwrap();
         let expected = reference(&toy_weights(), &[0.0, 2.0, 1.0]);
         assert!(out.values.iter().zip(&expected).all(|(a, e)| (a - e).abs() < 1e-6), "{out:?} vs {expected:?}");
+    }
+
+    /// A fused head with a 16-bucket featurizer: the head-only graph and the graph combined with a
+    /// (fake) backbone compute what the trainer computes, and read back to the same text side.
+    #[test]
+    fn fused_graphs_compute_image_text_and_fused_probabilities() {
+        use spamlens_core::classifier::{IMAGE_PROBABILITIES_OUTPUT, TEXT_PROBABILITIES_OUTPUT};
+        use spamlens_core::ocr::{EngineIdentity, OcrImageSpec, TextFeaturizer, TrainedData};
+        let featurizer = TextFeaturizer { buckets: 16, min_n: 1, max_n: 2 };
+        let engine = EngineIdentity {
+            engine: "tesseract".into(),
+            version: "5.3.0".into(),
+            engine_mode: "lstm".into(),
+            page_segmentation: 3,
+            dpi: 300,
+            data: vec![TrainedData { language: "eng".into(), sha256: "aa".into() }],
+        };
+        let contract = OcrContract::new(&engine, &OcrImageSpec::V1, &featurizer);
+        let inputs = 16 + LAYOUT_FEATURES;
+        let text = DenseLayer {
+            inputs,
+            outputs: 2,
+            weight: (0..inputs * 2).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect(),
+            bias: vec![0.2, -0.1],
+        };
+        let fusion = DenseLayer {
+            inputs: crate::fusion::fusion_inputs(2),
+            outputs: 2,
+            weight: (0..crate::fusion::fusion_inputs(2) * 2).map(|i| ((i * 5 % 7) as f32 - 3.0) / 4.0).collect(),
+            bias: vec![0.0, 0.5],
+        };
+        let graph = TextGraph {
+            text,
+            text_temperature: 1.5,
+            fusion,
+            contract,
+            image_thresholds: vec![("spam".into(), 0.9)],
+            text_thresholds: vec![("spam".into(), 0.8)],
+        };
+        // The trainer's own arithmetic, from the same layers.
+        let as_logistic = |l: &DenseLayer, sparse: usize| crate::text_model::Logistic {
+            sparse_dim: sparse,
+            dense_dim: l.inputs - sparse,
+            classes: l.outputs,
+            sparse_weight: l.weight[..sparse * l.outputs].to_vec(),
+            dense_weight: l.weight[sparse * l.outputs..].to_vec(),
+            bias: l.bias.clone(),
+        };
+        let text_model = as_logistic(&graph.text, 16);
+        let fusion_model = as_logistic(&graph.fusion, 0);
+        let features = [0.5f32, 2.0, 1.0];
+        let mut ngrams = vec![0.0f32; 16];
+        ngrams[3] = 0.6;
+        ngrams[9] = 0.8;
+        let layout: Vec<f32> = (0..LAYOUT_FEATURES).map(|i| i as f32 * 0.3).collect();
+        let row = crate::text_model::MixedRow { sparse: vec![(3, 0.6), (9, 0.8)], dense: layout.clone() };
+        let image = reference(&toy_weights(), &features);
+        let image_log: Vec<f32> = image.iter().map(|p| p.ln()).collect();
+        let text_logits = text_model.logits(&row);
+        let fused = crate::text_model::softmax(&fusion_model.logits(&crate::fusion::FusedHead::fusion_row(
+            &image_log,
+            &text_logits,
+            &row,
+        )));
+        let text_only = crate::text_model::softmax(&text_logits.iter().map(|z| z / 1.5).collect::<Vec<_>>());
+
+        let bytes = fused_head_graph(&toy_weights(), &graph, &provenance(), Precision::F32).unwrap();
+        let model = Model::from_bytes(&bytes, "fused", &ModelOptions::default()).unwrap();
+        assert_eq!(model.inputs().len(), 3);
+        let out = model.run_inputs(vec![features.to_vec(), ngrams.clone(), layout.clone()], 1).unwrap();
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(close(&out.get(PROBABILITIES_OUTPUT).unwrap().values, &fused), "fused");
+        assert!(close(&out.get(IMAGE_PROBABILITIES_OUTPUT).unwrap().values, &image), "image");
+        assert!(close(&out.get(TEXT_PROBABILITIES_OUTPUT).unwrap().values, &text_only), "text");
+        let read = read_head_graph(&bytes, "fused").unwrap();
+        assert_eq!(read.text.as_ref(), Some(&graph));
+
+        // Combined with a backbone (a Relu standing in for the ResNet), the text inputs stay inputs.
+        let mut b = OnnxGraphBuilder::new("fake-backbone");
+        b.input("input", &[3]).unwrap();
+        b.node("Relu", "r", &["input"], &[FEATURES_OUTPUT], &[]).unwrap();
+        b.output(&OutputSpec { name: FEATURES_OUTPUT.into(), dims: vec![None, Some(3)] });
+        b.metadata("preprocessing", "p").metadata("feature_dim", "3");
+        let backbone = b.encode().unwrap();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&backbone));
+        let fitting = HeadProvenance {
+            source: FeatureSource::Backbone { sha256: sha, preprocessing: "p".into() },
+            ..provenance()
+        };
+        let head_bytes = fused_head_graph(&toy_weights(), &graph, &fitting, Precision::F16).unwrap();
+        let combined = combine(&backbone, "fake", &read_head_graph(&head_bytes, "h").unwrap(), false).unwrap();
+        let model = Model::from_bytes(&combined, "combined", &ModelOptions::default()).unwrap();
+        let names: Vec<&str> = model.inputs().iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["input", OCR_NGRAMS_INPUT, OCR_LAYOUT_INPUT]);
+        assert!(model.metadata().contains_key(META_OCR) && model.metadata().contains_key(META_IMAGE_THRESHOLDS));
+        let out = model.run_inputs(vec![features.to_vec(), ngrams, layout], 1).unwrap();
+        let fused16 = &out.get(PROBABILITIES_OUTPUT).unwrap().values;
+        assert!(fused16.iter().zip(&fused).all(|(a, b)| (a - b).abs() < 2e-3), "{fused16:?} vs {fused:?}");
     }
 
     #[test]

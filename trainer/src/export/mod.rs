@@ -7,5 +7,8 @@
 pub mod head;
 mod onnx;
 
-pub use head::{HeadGraph, HeadProvenance, Precision, combine, head_graph, read_head_graph};
+pub use head::{
+    HeadGraph, HeadProvenance, META_TEXT_THRESHOLDS, Precision, TextGraph, combine, fused_head_graph, head_graph,
+    read_head_graph,
+};
 pub use onnx::{Attribute, OnnxGraphBuilder, OutputSpec};

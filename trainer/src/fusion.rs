@@ -1,0 +1,175 @@
+//! A fused head: the image head (over backbone features), a text model (over the OCR text's hashed
+//! n-grams and layout measures) and a fusion layer over both models' log-probabilities and the
+//! layout measures.
+//!
+//! Fitting ([`fit_fused`]) splits the training rows once, by near-duplicate groups, into a training
+//! part and a validation part. The image head and the text model learn on the training part; on the
+//! validation part (data neither has seen) the image head is calibrated and thresholded as on its
+//! own ([`fit_recipe_on_split`]), the text model is calibrated and thresholded for its own
+//! text-only output, and the fusion layer is fitted, then thresholded for the target ham→spam
+//! false-positive rate. The three outputs are what the exported graph gives: fused (the decision
+//! when the image's text was read), image-only (when it was not), text-only (reported).
+
+use serde::Serialize;
+use spamlens_core::ocr::{LAYOUT_FEATURES, OcrContract, TextFeaturizer};
+
+use crate::error::{Result, TrainerError};
+use crate::evaluation::operating_point::fit_temperature;
+use crate::evaluation::{FittedHead, Recipe, fit_recipe_on_split, spam_threshold, validation_split};
+use crate::head::{LabelledFeatures, TrainDevice};
+use crate::text_model::{Logistic, LogisticOptions, MixedRow, fit_logistic, softmax};
+
+/// How the text side of a fused head is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TextRecipe {
+    /// How text becomes input.
+    pub featurizer: TextFeaturizer,
+    /// The text model's fit.
+    pub text: LogisticOptions,
+    /// The fusion layer's fit.
+    pub fusion: LogisticOptions,
+}
+
+impl Default for TextRecipe {
+    fn default() -> Self {
+        TextRecipe { featurizer: TextFeaturizer::V1, text: LogisticOptions::TEXT, fusion: LogisticOptions::FUSION }
+    }
+}
+
+/// Width of the fusion layer's input for `classes` classes: image log-probabilities, text
+/// log-probabilities, layout measures.
+pub fn fusion_inputs(classes: usize) -> usize {
+    2 * classes + LAYOUT_FEATURES
+}
+
+/// A trained fused head.
+#[derive(Debug, Clone)]
+pub struct FusedHead {
+    /// The image head (temperature folded in) with its own threshold.
+    pub image: FittedHead,
+    /// The text model: raw logits over `[n-grams | layout]`.
+    pub text: Logistic,
+    /// The text model's calibration (for the text-only output only; the fusion takes raw logits).
+    pub text_temperature: f32,
+    /// The text-only output's spam threshold.
+    pub text_threshold: Option<f32>,
+    /// The fusion layer over `[image log-p | text log-p | layout]`.
+    pub fusion: Logistic,
+    /// The fused output's spam threshold (the model's operating point when text is read).
+    pub fused_threshold: Option<f32>,
+    /// Validation ham→spam false-positive rate of the fused output at its threshold.
+    pub fused_validation_false_positive_rate: Option<f64>,
+    /// How text becomes input.
+    pub featurizer: TextFeaturizer,
+}
+
+/// The three outputs of a fused head for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedScores {
+    /// Fused probabilities (decide when the text was read).
+    pub fused: Vec<f32>,
+    /// Image-only probabilities (decide when it was not).
+    pub image: Vec<f32>,
+    /// Text-only probabilities.
+    pub text: Vec<f32>,
+}
+
+fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    softmax(logits).into_iter().map(|p| p.max(1e-30).ln()).collect()
+}
+
+impl FusedHead {
+    /// The fusion layer's input for one image: image log-probabilities (from the calibrated image
+    /// head), text log-probabilities (raw text model) and the layout measures.
+    pub fn fusion_row(image_log_probabilities: &[f32], text_logits: &[f32], text: &MixedRow) -> MixedRow {
+        let mut dense = image_log_probabilities.to_vec();
+        dense.extend(log_softmax(text_logits));
+        dense.extend_from_slice(&text.dense);
+        MixedRow { sparse: Vec::new(), dense }
+    }
+
+    /// The three outputs for one image's features and text row, computed as the graph does.
+    pub fn scores(&self, features: &[f32], text: &MixedRow) -> FusedScores {
+        let image = self.image.weights.probabilities(features);
+        let image_log: Vec<f32> = image.iter().map(|p| p.max(1e-30).ln()).collect();
+        let text_logits = self.text.logits(text);
+        let fused = softmax(&self.fusion.logits(&Self::fusion_row(&image_log, &text_logits, text)));
+        let calibrated: Vec<f32> = text_logits.iter().map(|z| z / self.text_temperature).collect();
+        FusedScores { fused, image, text: softmax(&calibrated) }
+    }
+
+    /// The text model with its calibration folded in (the graph's text-only output).
+    pub fn calibrated_text(&self) -> Logistic {
+        let mut text = self.text.clone();
+        text.scale_logits(self.text_temperature);
+        text
+    }
+
+    /// The OCR contract of a model made from this head with text read by `engine`.
+    pub fn contract(&self, engine: &spamlens_core::ocr::EngineIdentity) -> OcrContract {
+        OcrContract::new(engine, &spamlens_core::ocr::OcrImageSpec::V1, &self.featurizer)
+    }
+}
+
+/// Trains a fused head on `rows` of `data` (`texts[i]` is row `i`'s text input, `groups[i]` its
+/// near-duplicate group); see the module docs.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_fused(
+    data: &LabelledFeatures,
+    texts: &[MixedRow],
+    rows: &[usize],
+    groups: &[usize],
+    recipe: &Recipe,
+    text_recipe: &TextRecipe,
+    device: TrainDevice,
+    seed: u64,
+) -> Result<FusedHead> {
+    if texts.len() != data.len() {
+        return Err(TrainerError::Metrics(format!("{} text rows for {} feature rows", texts.len(), data.len())));
+    }
+    let split = validation_split(data, rows, groups, recipe.validation_folds, seed)?;
+    let image = fit_recipe_on_split(data, &split, recipe, device)?;
+    let classes = data.classes.len();
+    let buckets = text_recipe.featurizer.buckets as usize;
+
+    let train_texts: Vec<&MixedRow> = split.train.iter().map(|&r| &texts[r]).collect();
+    let train_labels = data.gather_labels(&split.train);
+    let text = fit_logistic(&train_texts, &train_labels, buckets, LAYOUT_FEATURES, classes, &text_recipe.text)?;
+
+    let validation_labels = data.gather_labels(&split.test);
+    let validation_text_logits: Vec<Vec<f32>> = split.test.iter().map(|&r| text.logits(&texts[r])).collect();
+    let flat: Vec<f32> = validation_text_logits.iter().flatten().copied().collect();
+    let text_temperature = fit_temperature(&flat, &validation_labels, classes);
+    let text_probabilities: Vec<f32> = validation_text_logits
+        .iter()
+        .flat_map(|z| softmax(&z.iter().map(|v| v / text_temperature).collect::<Vec<_>>()))
+        .collect();
+    let (text_threshold, _) =
+        spam_threshold(&data.classes, &text_probabilities, &validation_labels, recipe.target_false_positive_rate);
+
+    let fusion_rows: Vec<MixedRow> = split
+        .test
+        .iter()
+        .zip(&validation_text_logits)
+        .map(|(&r, text_logits)| {
+            let image_log: Vec<f32> = image.weights.logits(data.row(r));
+            FusedHead::fusion_row(&image_log, text_logits, &texts[r])
+        })
+        .collect();
+    let fusion_refs: Vec<&MixedRow> = fusion_rows.iter().collect();
+    let fusion =
+        fit_logistic(&fusion_refs, &validation_labels, 0, fusion_inputs(classes), classes, &text_recipe.fusion)?;
+    let fused_probabilities: Vec<f32> = fusion_rows.iter().flat_map(|row| softmax(&fusion.logits(row))).collect();
+    let (fused_threshold, fused_validation_false_positive_rate) =
+        spam_threshold(&data.classes, &fused_probabilities, &validation_labels, recipe.target_false_positive_rate);
+    Ok(FusedHead {
+        image,
+        text,
+        text_temperature,
+        text_threshold,
+        fusion,
+        fused_threshold,
+        fused_validation_false_positive_rate,
+        featurizer: text_recipe.featurizer,
+    })
+}
