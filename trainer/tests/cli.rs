@@ -226,3 +226,54 @@ fn train_rejects_bad_arguments_with_clear_messages() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device 'tpu'"));
 }
+
+/// `ocr-data fetch` fills a cache from Debian's install (no network when it is there), and `ocr`
+/// reads a dataset's text into a store that a second run reuses; a file that is not an image is
+/// left out and counted.
+#[test]
+fn ocr_reads_a_dataset_into_a_store_that_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let out = bin().args(["ocr-data", "fetch", "--cache-dir"]).arg(&cache).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("OCR trained data ready in"), "{stdout}");
+    for language in ["eng", "rus", "chi_sim"] {
+        assert!(cache.join(format!("tessdata/4.1.0-2/{language}.traineddata")).is_file(), "{stdout}");
+    }
+
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("ham")).unwrap();
+    std::fs::create_dir_all(root.join("spam")).unwrap();
+    std::fs::copy(testimages().join("pelican.jpeg"), root.join("ham/pelican.jpeg")).unwrap();
+    let spam = backbone().parent().unwrap().join("../data/imagespam/dredze2007/spam/personal/00f6d904d9621b3d.png");
+    std::fs::copy(&spam, root.join("spam/pharmacy.png")).unwrap();
+    std::fs::write(root.join("spam/not-an-image.png"), b"<html>").unwrap();
+    let store = dir.path().join("text.jsonl");
+    let run = || {
+        let out = bin()
+            .args(["ocr", root.to_str().unwrap(), "--out", store.to_str().unwrap(), "--cache-dir"])
+            .arg(&cache)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let first = run();
+    assert!(
+        first.contains("2 rows (3 files: 2 read now, 0 reused, 0 OCR failures kept with their error, 1 undecodable)"),
+        "{first}"
+    );
+    assert!(first.contains("OCR: median"), "{first}");
+    let store_text = std::fs::read_to_string(&store).unwrap();
+    let rows: Vec<serde_json::Value> = store_text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let pharmacy = rows.iter().find(|r| r["path"] == "spam/pharmacy.png").unwrap();
+    let words: Vec<&str> =
+        pharmacy["text"]["words"].as_array().unwrap().iter().map(|w| w["text"].as_str().unwrap()).collect();
+    assert!(words.iter().any(|w| w.eq_ignore_ascii_case("viagra")), "{words:?}");
+    let header: serde_json::Value = serde_json::from_str(store_text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["engine"]["engine"], "tesseract");
+    let second = run();
+    assert!(second.contains("2 rows (3 files: 0 read now, 2 reused"), "{second}");
+}
