@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::{
-    CrossValidation, MODEL_FUSED, MODEL_IMAGE, MODEL_TEXT, OutOfFold, Pool, TaskResult, TaskSpec, groups::group_kfold,
-    summarise,
+    CrossValidation, MODEL_FUSED, MODEL_IMAGE, MODEL_TEXT, OutOfFold, Pool, TaskFolds, TaskResult, TaskSpec, summarise,
+    task_folds,
 };
 use crate::error::{Result, TrainerError};
 use crate::fusion::{TextRecipe, fit_fused};
@@ -37,18 +37,9 @@ pub fn cross_validate_fused(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<TaskResult>> {
     let started = std::time::Instant::now();
-    let rows = pool.task_rows(task)?;
-    let data = pool.labelled(&rows);
-    if data.classes.len() < 2 {
-        return Err(TrainerError::Dataset {
-            path: PathBuf::new(),
-            reason: format!("task '{}' has {} class(es); it needs two", task.name, data.classes.len()),
-        });
-    }
+    let TaskFolds { rows, data, groups, folds } = task_folds(pool, task, cv)?;
     let (texts, read) = text_inputs(pool, &rows, text_recipe)?;
-    let groups: Vec<usize> = rows.iter().map(|&r| pool.rows[r].group).collect();
     let classes = data.classes.len();
-    let folds = group_kfold(&data.labels, &groups, classes, cv.folds, cv.seed)?;
     let n = data.len();
     let mut probabilities = [vec![0.0f32; n * classes], vec![0.0f32; n * classes], vec![0.0f32; n * classes]];
     let mut thresholds: [Vec<Option<f32>>; 3] = [vec![None; n], vec![None; n], vec![None; n]];

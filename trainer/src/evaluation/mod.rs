@@ -627,6 +627,29 @@ impl TaskResult {
     }
 }
 
+/// A task's pool rows, their training data, near-duplicate groups and outer fold of each row.
+pub(crate) struct TaskFolds {
+    pub rows: Vec<usize>,
+    pub data: LabelledFeatures,
+    pub groups: Vec<usize>,
+    pub folds: Vec<usize>,
+}
+
+/// Splits one task into group-aware outer folds; a task of fewer than two classes is refused.
+pub(crate) fn task_folds(pool: &Pool, task: &TaskSpec, cv: &CrossValidation) -> Result<TaskFolds> {
+    let rows = pool.task_rows(task)?;
+    let data = pool.labelled(&rows);
+    if data.classes.len() < 2 {
+        return Err(TrainerError::Dataset {
+            path: PathBuf::new(),
+            reason: format!("task '{}' has {} class(es); it needs two", task.name, data.classes.len()),
+        });
+    }
+    let groups: Vec<usize> = rows.iter().map(|&r| pool.rows[r].group).collect();
+    let folds = group_kfold(&data.labels, &groups, data.classes.len(), cv.folds, cv.seed)?;
+    Ok(TaskFolds { rows, data, groups, folds })
+}
+
 /// Runs group-aware k-fold cross-validation of `cv.recipe` on one task. `progress` is told each
 /// finished fold.
 pub fn cross_validate(
@@ -637,17 +660,8 @@ pub fn cross_validate(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<TaskResult> {
     let started = std::time::Instant::now();
-    let rows = pool.task_rows(task)?;
-    let data = pool.labelled(&rows);
-    if data.classes.len() < 2 {
-        return Err(TrainerError::Dataset {
-            path: PathBuf::new(),
-            reason: format!("task '{}' has {} class(es); it needs two", task.name, data.classes.len()),
-        });
-    }
-    let groups: Vec<usize> = rows.iter().map(|&r| pool.rows[r].group).collect();
+    let TaskFolds { rows, data, groups, folds } = task_folds(pool, task, cv)?;
     let classes = data.classes.len();
-    let folds = group_kfold(&data.labels, &groups, classes, cv.folds, cv.seed)?;
     let mut probabilities = vec![0.0f32; data.len() * classes];
     let mut threshold_of_row = vec![None; data.len()];
     let (mut fold_thresholds, mut fold_temperatures, mut fold_epochs) = (Vec::new(), Vec::new(), Vec::new());

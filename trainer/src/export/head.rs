@@ -635,14 +635,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn emailcz_heads_and_foreign_backbones_are_refused_without_force() {
+    /// A three-feature "backbone": a Relu standing in for the ResNet.
+    fn fake_backbone() -> Vec<u8> {
         let mut b = OnnxGraphBuilder::new("fake-backbone");
         b.input("input", &[3]).unwrap();
         b.node("Relu", "r", &["input"], &[FEATURES_OUTPUT], &[]).unwrap();
         b.output(&OutputSpec { name: FEATURES_OUTPUT.into(), dims: vec![None, Some(3)] });
         b.metadata("preprocessing", "p").metadata("feature_dim", "3");
-        let backbone = b.encode().unwrap();
+        b.encode().unwrap()
+    }
+
+    #[test]
+    fn emailcz_heads_and_foreign_backbones_are_refused_without_force() {
+        let backbone = fake_backbone();
 
         let emailcz = HeadProvenance { source: FeatureSource::EmailCz, ..provenance() };
         let head = read_head_graph(&head_graph(&toy_weights(), &emailcz, Precision::F32).unwrap(), "h").unwrap();
@@ -747,12 +752,7 @@ mod tests {
         assert_eq!(read.text.as_ref(), Some(&graph));
 
         // Combined with a backbone (a Relu standing in for the ResNet), the text inputs stay inputs.
-        let mut b = OnnxGraphBuilder::new("fake-backbone");
-        b.input("input", &[3]).unwrap();
-        b.node("Relu", "r", &["input"], &[FEATURES_OUTPUT], &[]).unwrap();
-        b.output(&OutputSpec { name: FEATURES_OUTPUT.into(), dims: vec![None, Some(3)] });
-        b.metadata("preprocessing", "p").metadata("feature_dim", "3");
-        let backbone = b.encode().unwrap();
+        let backbone = fake_backbone();
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&backbone));
         let fitting = HeadProvenance {
             source: FeatureSource::Backbone { sha256: sha, preprocessing: "p".into() },
