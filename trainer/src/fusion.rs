@@ -72,6 +72,20 @@ pub struct FusedScores {
     pub image: Vec<f32>,
     /// Text-only probabilities.
     pub text: Vec<f32>,
+    /// The pre-softmax outputs behind `fused`, `image` and `text`: they still rank images whose
+    /// probabilities round to exactly 0 or 1 in f32.
+    pub logits: ModelLogits,
+}
+
+/// Pre-softmax outputs of the three models for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelLogits {
+    /// The fusion layer's.
+    pub fused: Vec<f32>,
+    /// The calibrated image head's.
+    pub image: Vec<f32>,
+    /// The calibrated text model's.
+    pub text: Vec<f32>,
 }
 
 fn log_softmax(logits: &[f32]) -> Vec<f32> {
@@ -90,12 +104,18 @@ impl FusedHead {
 
     /// The three outputs for one image's features and text row, computed as the graph does.
     pub fn scores(&self, features: &[f32], text: &MixedRow) -> FusedScores {
-        let image = self.image.weights.probabilities(features);
+        let image_logits = self.image.weights.logits(features);
+        let image = softmax(&image_logits);
         let image_log: Vec<f32> = image.iter().map(|p| p.max(1e-30).ln()).collect();
         let text_logits = self.text.logits(text);
-        let fused = softmax(&self.fusion.logits(&Self::fusion_row(&image_log, &text_logits, text)));
+        let fused_logits = self.fusion.logits(&Self::fusion_row(&image_log, &text_logits, text));
         let calibrated: Vec<f32> = text_logits.iter().map(|z| z / self.text_temperature).collect();
-        FusedScores { fused, image, text: softmax(&calibrated) }
+        FusedScores {
+            fused: softmax(&fused_logits),
+            image,
+            text: softmax(&calibrated),
+            logits: ModelLogits { fused: fused_logits, image: image_logits, text: calibrated },
+        }
     }
 
     /// The text model with its calibration folded in (the graph's text-only output).
@@ -152,7 +172,7 @@ pub fn fit_fused(
         .iter()
         .zip(&validation_text_logits)
         .map(|(&r, text_logits)| {
-            let image_log: Vec<f32> = image.weights.logits(data.row(r));
+            let image_log: Vec<f32> = image.weights.log_probabilities(data.row(r));
             FusedHead::fusion_row(&image_log, text_logits, &texts[r])
         })
         .collect();

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::{
-    CrossValidation, MODEL_FUSED, MODEL_IMAGE, MODEL_TEXT, OutOfFold, Pool, TaskFolds, TaskResult, TaskSpec, summarise,
-    task_folds,
+    CrossValidation, MODEL_FUSED, MODEL_IMAGE, MODEL_TEXT, OutOfFold, Pool, TaskFolds, TaskResult, TaskSpec,
+    spam_log_odds, summarise, task_folds,
 };
 use crate::error::{Result, TrainerError};
 use crate::fusion::{TextRecipe, fit_fused};
@@ -43,6 +43,8 @@ pub fn cross_validate_fused(
     let n = data.len();
     let mut probabilities = [vec![0.0f32; n * classes], vec![0.0f32; n * classes], vec![0.0f32; n * classes]];
     let mut thresholds: [Vec<Option<f32>>; 3] = [vec![None; n], vec![None; n], vec![None; n]];
+    let spam = data.classes.iter().position(|c| c == super::SPAM);
+    let mut log_odds = [vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]];
     let mut fold_thresholds: [Vec<f32>; 3] = Default::default();
     let mut fold_temperatures: [Vec<f32>; 3] = Default::default();
     let mut fold_epochs = Vec::new();
@@ -66,6 +68,11 @@ pub fn cross_validate_fused(
             probabilities[1][span.clone()].copy_from_slice(&scores.text);
             thresholds[0][r] = fitted.image.spam_threshold;
             thresholds[1][r] = fitted.text_threshold;
+            if let Some(spam) = spam {
+                log_odds[0][r] = spam_log_odds(&scores.logits.image, spam);
+                log_odds[1][r] = spam_log_odds(&scores.logits.text, spam);
+                log_odds[2][r] = if read[r] { spam_log_odds(&scores.logits.fused, spam) } else { log_odds[0][r] };
+            }
             if read[r] {
                 probabilities[2][span].copy_from_slice(&scores.fused);
                 thresholds[2][r] = fitted.fused_threshold;
@@ -92,6 +99,7 @@ pub fn cross_validate_fused(
             labels: data.labels.clone(),
             probabilities: std::mem::take(&mut probabilities[i]),
             thresholds: std::mem::take(&mut thresholds[i]),
+            spam_log_odds: spam.map(|_| std::mem::take(&mut log_odds[i])),
         };
         let mut result = summarise(task, &data.classes, &scores, group_count)?;
         result.model = model.to_owned();

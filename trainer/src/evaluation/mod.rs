@@ -519,8 +519,11 @@ pub fn fit_recipe_on_split(
     let validation = data.gather(&split.test);
     let validation_labels = data.gather_labels(&split.test);
     let classes = data.classes.len();
-    let temperature =
-        if recipe.calibrate { fit_temperature(&weights.logits(&validation), &validation_labels, classes) } else { 1.0 };
+    let temperature = if recipe.calibrate {
+        fit_temperature(&weights.log_probabilities(&validation), &validation_labels, classes)
+    } else {
+        1.0
+    };
     weights.scale_logits(temperature);
     let (spam_threshold, validation_false_positive_rate) = spam_threshold(
         &data.classes,
@@ -680,8 +683,13 @@ pub fn cross_validate(
         fold_epochs.push(fitted.best_epoch);
         progress(fold + 1, cv.folds);
     }
-    let scores =
-        OutOfFold { pool_rows: rows, labels: data.labels.clone(), probabilities, thresholds: threshold_of_row };
+    let scores = OutOfFold {
+        pool_rows: rows,
+        labels: data.labels.clone(),
+        probabilities,
+        thresholds: threshold_of_row,
+        spam_log_odds: None,
+    };
     let mut result = summarise(task, &data.classes, &scores, groups.iter().collect::<HashSet<_>>().len())?;
     result.fold_thresholds = fold_thresholds;
     result.fold_temperatures = fold_temperatures;
@@ -703,6 +711,20 @@ pub struct OutOfFold {
     pub probabilities: Vec<f32>,
     /// The spam threshold of the fold that scored each row.
     pub thresholds: Vec<Option<f32>>,
+    /// Spam log-odds of each row, when the model's logits were kept: the ROC and precision–recall
+    /// curves rank by them, because confident rows' probabilities round to exactly 1 in f32 and
+    /// would tie ham with spam at the strictest thresholds.
+    pub spam_log_odds: Option<Vec<f32>>,
+}
+
+/// Spam log-odds of one row of logits: the spam logit against the log-sum-exp of the others.
+pub(crate) fn spam_log_odds(logits: &[f32], spam: usize) -> f32 {
+    let others = logits.iter().enumerate().filter(|&(c, _)| c != spam).map(|(_, &z)| z);
+    let max = others.clone().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return f32::INFINITY;
+    }
+    logits[spam] - (max + others.map(|z| (z - max).exp()).sum::<f32>().ln())
 }
 
 /// The metrics of `task` read off another task's out-of-fold scores (the rows they share): how a
@@ -720,6 +742,7 @@ pub fn sub_result(pool: &Pool, whole: &TaskResult, task: &TaskSpec) -> Result<Ta
             .flat_map(|&i| scores.probabilities[i * classes..(i + 1) * classes].to_vec())
             .collect(),
         thresholds: keep.iter().map(|&i| scores.thresholds[i]).collect(),
+        spam_log_odds: scores.spam_log_odds.as_ref().map(|odds| keep.iter().map(|&i| odds[i]).collect()),
     };
     let groups = subset.pool_rows.iter().map(|&r| pool.rows[r].group).collect::<HashSet<_>>().len();
     let mut result = summarise(task, &whole.classes, &subset, groups)?;
@@ -754,7 +777,10 @@ pub(crate) fn summarise(
         at_threshold = Some(ConfusionMatrix::from_predictions(&names, &scores.labels, &decided)?.summary());
         let binary: Vec<usize> =
             (0..scores.labels.len()).filter(|&r| scores.labels[r] == spam || scores.labels[r] == ham).collect();
-        let spam_scores: Vec<f32> = binary.iter().map(|&r| scores.probabilities[r * classes + spam]).collect();
+        let spam_scores: Vec<f32> = match &scores.spam_log_odds {
+            Some(odds) => binary.iter().map(|&r| odds[r]).collect(),
+            None => binary.iter().map(|&r| scores.probabilities[r * classes + spam]).collect(),
+        };
         let is_spam: Vec<bool> = binary.iter().map(|&r| scores.labels[r] == spam).collect();
         curves = Some(Curves::new(&spam_scores, &is_spam));
     }
@@ -785,6 +811,35 @@ pub(crate) fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn curves_rank_by_log_odds_where_probabilities_saturate() {
+        assert_eq!(spam_log_odds(&[0.0, 3.0], 1), 3.0);
+        assert!((spam_log_odds(&[1.0, 2.0, 0.0], 1) - (2.0 - (1f32.exp() + 1.0).ln())).abs() < 1e-6);
+        assert_eq!(spam_log_odds(&[5.0], 0), f32::INFINITY);
+
+        // Four spam and one ham all at p(spam) = 1.0 in f32; the log-odds put the ham last.
+        let task = TaskSpec { name: "t".into(), members: Vec::new() };
+        let classes = ["ham".to_string(), "spam".to_string()];
+        let labels = vec![1, 1, 1, 1, 0, 0];
+        let probabilities = [0.0, 1.0].repeat(5).into_iter().chain([0.9, 0.1]).collect::<Vec<f32>>();
+        let saturated = OutOfFold {
+            pool_rows: (0..6).collect(),
+            labels,
+            probabilities,
+            thresholds: vec![Some(0.5); 6],
+            spam_log_odds: None,
+        };
+        let tied = summarise(&task, &classes, &saturated, 6).unwrap();
+        assert_eq!(tied.recall_at_fp_1pct, Some(0.0), "a ham tied with every spam");
+        let ranked = OutOfFold { spam_log_odds: Some(vec![40.0, 39.0, 38.0, 37.0, 20.0, -2.0]), ..saturated };
+        let result = summarise(&task, &classes, &ranked, 6).unwrap();
+        assert_eq!(result.recall_at_fp_1pct, Some(1.0));
+        assert_eq!(result.roc_auc, Some(1.0));
+        // Decisions at the threshold still read the probabilities: the saturated ham is a false positive.
+        let at_threshold = result.at_threshold.unwrap();
+        assert_eq!(at_threshold.ham_to_spam_false_positive_rate, Some(0.5));
+    }
 
     #[test]
     fn text_like_images_have_few_colours_and_sharp_edges() {

@@ -64,7 +64,8 @@ fn next_up(x: f32) -> f32 {
 /// One point of a ROC / precision–recall sweep: spam called at scores ≥ `threshold`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CurvePoint {
-    /// The score cut.
+    /// The score cut: p(spam), or spam log-odds for results that kept them
+    /// ([`OutOfFold::spam_log_odds`](super::OutOfFold::spam_log_odds)).
     pub threshold: f32,
     /// Share of ham at or above it (ham→spam false-positive rate).
     pub false_positive_rate: f64,

@@ -157,6 +157,19 @@ impl HeadWeights {
     /// Class probabilities for feature rows (`rows.len() / input_dim` of them), computed in plain
     /// Rust: what the exported graph computes, for evaluation without a Burn backend.
     pub fn probabilities(&self, rows: &[f32]) -> Vec<f32> {
+        let mut logits = self.logits(rows);
+        for row in logits.chunks_exact_mut(self.labels.len().max(1)) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            row.iter_mut().for_each(|v| *v = (*v - max).exp());
+            let sum: f32 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+        logits
+    }
+
+    /// Pre-softmax outputs for feature rows, as [`probabilities`](Self::probabilities): they keep
+    /// the ranking of confident rows whose probabilities round to exactly 0 or 1 in f32.
+    pub fn logits(&self, rows: &[f32]) -> Vec<f32> {
         let dim = self.input_dim().max(1);
         let mut out = Vec::with_capacity(rows.len() / dim * self.labels.len());
         for row in rows.chunks_exact(dim) {
@@ -173,16 +186,14 @@ impl HeadWeights {
                 }
                 x = y;
             }
-            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exp: Vec<f32> = x.iter().map(|v| (v - max).exp()).collect();
-            let sum: f32 = exp.iter().sum();
-            out.extend(exp.iter().map(|e| e / sum));
+            out.extend(x);
         }
         out
     }
 
-    /// Logits (pre-softmax outputs) for feature rows, as [`probabilities`](Self::probabilities).
-    pub fn logits(&self, rows: &[f32]) -> Vec<f32> {
+    /// Log-probabilities (floored at ln 1e-30) for feature rows: what the fused graph feeds its
+    /// fusion layer.
+    pub fn log_probabilities(&self, rows: &[f32]) -> Vec<f32> {
         let probabilities = self.probabilities(rows);
         probabilities.iter().map(|p| p.max(1e-30).ln()).collect()
     }
