@@ -1,6 +1,7 @@
 //! A fused head: the image head (over backbone features), a text model (over the OCR text's hashed
-//! n-grams and layout measures) and a fusion layer over both models' log-probabilities and the
-//! layout measures.
+//! n-grams and layout measures) and a fusion layer over both models' log-probabilities alone. The
+//! layout measures stay inside the text model: fed to the fusion too, they let it call a scanned
+//! form that OCR misread as a few symbols spam when the image and the text models both said ham.
 //!
 //! Fitting ([`fit_fused`]) splits the training rows once, by near-duplicate groups, into a training
 //! part and a validation part. The image head and the text model learn on the training part; on the
@@ -36,10 +37,10 @@ impl Default for TextRecipe {
     }
 }
 
-/// Width of the fusion layer's input for `classes` classes: image log-probabilities, text
-/// log-probabilities, layout measures.
+/// Width of the fusion layer's input for `classes` classes: image log-probabilities, then text
+/// log-probabilities.
 pub fn fusion_inputs(classes: usize) -> usize {
-    2 * classes + LAYOUT_FEATURES
+    2 * classes
 }
 
 /// A trained fused head.
@@ -53,7 +54,7 @@ pub struct FusedHead {
     pub text_temperature: f32,
     /// The text-only output's spam threshold.
     pub text_threshold: Option<f32>,
-    /// The fusion layer over `[image log-p | text log-p | layout]`.
+    /// The fusion layer over `[image log-p | text log-p]`.
     pub fusion: Logistic,
     /// The fused output's spam threshold (the model's operating point when text is read).
     pub fused_threshold: Option<f32>,
@@ -94,11 +95,10 @@ fn log_softmax(logits: &[f32]) -> Vec<f32> {
 
 impl FusedHead {
     /// The fusion layer's input for one image: image log-probabilities (from the calibrated image
-    /// head), text log-probabilities (raw text model) and the layout measures.
-    pub fn fusion_row(image_log_probabilities: &[f32], text_logits: &[f32], text: &MixedRow) -> MixedRow {
+    /// head), then text log-probabilities (raw text model).
+    pub fn fusion_row(image_log_probabilities: &[f32], text_logits: &[f32]) -> MixedRow {
         let mut dense = image_log_probabilities.to_vec();
         dense.extend(log_softmax(text_logits));
-        dense.extend_from_slice(&text.dense);
         MixedRow { sparse: Vec::new(), dense }
     }
 
@@ -108,7 +108,7 @@ impl FusedHead {
         let image = softmax(&image_logits);
         let image_log: Vec<f32> = image.iter().map(|p| p.max(1e-30).ln()).collect();
         let text_logits = self.text.logits(text);
-        let fused_logits = self.fusion.logits(&Self::fusion_row(&image_log, &text_logits, text));
+        let fused_logits = self.fusion.logits(&Self::fusion_row(&image_log, &text_logits));
         let calibrated: Vec<f32> = text_logits.iter().map(|z| z / self.text_temperature).collect();
         FusedScores {
             fused: softmax(&fused_logits),
@@ -173,7 +173,7 @@ pub fn fit_fused(
         .zip(&validation_text_logits)
         .map(|(&r, text_logits)| {
             let image_log: Vec<f32> = image.weights.log_probabilities(data.row(r));
-            FusedHead::fusion_row(&image_log, text_logits, &texts[r])
+            FusedHead::fusion_row(&image_log, text_logits)
         })
         .collect();
     let fusion_refs: Vec<&MixedRow> = fusion_rows.iter().collect();

@@ -118,7 +118,7 @@ impl EvaluationReport {
                 "Text: OCR by {engine}, images prepared as: {}. **text** = logistic regression over {} \
                  and the layout measures ({}), L2 {}, {} full-batch Adam steps, class weights {}; its own temperature \
                  and threshold on the validation part. **fused** = logistic regression over the image head's and the \
-                 text model's log-probabilities and the layout measures, fitted on the validation part (L2 {}), \
+                 text model's log-probabilities, fitted on the validation part (L2 {}), \
                  thresholded there; an image OCR failed on is decided by the image head, as at run time. \
                  **image** = the image head of the same folds.\n\n",
                 spamlens_core::ocr::OcrImageSpec::V1.describe(),

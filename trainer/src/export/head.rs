@@ -71,7 +71,7 @@ pub struct TextGraph {
     pub text: DenseLayer,
     /// The text-only output's temperature.
     pub text_temperature: f32,
-    /// The fusion layer over `[image log-p | text log-p | layout]`.
+    /// The fusion layer over `[image log-p | text log-p]`.
     pub fusion: DenseLayer,
     /// The OCR contract.
     pub contract: OcrContract,
@@ -226,7 +226,7 @@ fn append_head(
     b.node(
         "Concat",
         "fusion/input",
-        &["head/log_probabilities", "text/log_probabilities", OCR_LAYOUT_INPUT],
+        &["head/log_probabilities", "text/log_probabilities"],
         &["fusion/input"],
         &concat,
     )?;
@@ -260,7 +260,7 @@ pub fn fused_head_graph(
     let mut b = OnnxGraphBuilder::new("spamlens-fused-head");
     b.doc_string(
         "spamlens fused head: image head over ResNet-50 features, text model over OCR n-grams and layout, fusion \
-         layer; softmax probabilities per label (fused, image-only, text-only)",
+         layer over both log-probabilities; softmax probabilities per label (fused, image-only, text-only)",
     );
     b.input(FEATURES_OUTPUT, &[weights.input_dim()])?;
     declare_text_io(&mut b, text, weights.labels.len())?;
@@ -733,11 +733,9 @@ mod tests {
         let image = reference(&toy_weights(), &features);
         let image_log: Vec<f32> = image.iter().map(|p| p.ln()).collect();
         let text_logits = text_model.logits(&row);
-        let fused = crate::text_model::softmax(&fusion_model.logits(&crate::fusion::FusedHead::fusion_row(
-            &image_log,
-            &text_logits,
-            &row,
-        )));
+        let fused = crate::text_model::softmax(
+            &fusion_model.logits(&crate::fusion::FusedHead::fusion_row(&image_log, &text_logits)),
+        );
         let text_only = crate::text_model::softmax(&text_logits.iter().map(|z| z / 1.5).collect::<Vec<_>>());
 
         let bytes = fused_head_graph(&toy_weights(), &graph, &provenance(), Precision::F32).unwrap();
