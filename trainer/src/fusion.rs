@@ -64,26 +64,13 @@ pub struct FusedHead {
     pub featurizer: TextFeaturizer,
 }
 
-/// The three outputs of a fused head for one image.
+/// The three outputs of a fused head for one image, before the softmax (their softmax is the
+/// graph's output; the logits still rank images whose probabilities round to 0 or 1 in f32).
 #[derive(Debug, Clone, PartialEq)]
-pub struct FusedScores {
-    /// Fused probabilities (decide when the text was read).
+pub struct FusedLogits {
+    /// The fusion layer's (decides when the text was read).
     pub fused: Vec<f32>,
-    /// Image-only probabilities (decide when it was not).
-    pub image: Vec<f32>,
-    /// Text-only probabilities.
-    pub text: Vec<f32>,
-    /// The pre-softmax outputs behind `fused`, `image` and `text`: they still rank images whose
-    /// probabilities round to exactly 0 or 1 in f32.
-    pub logits: ModelLogits,
-}
-
-/// Pre-softmax outputs of the three models for one image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelLogits {
-    /// The fusion layer's.
-    pub fused: Vec<f32>,
-    /// The calibrated image head's.
+    /// The calibrated image head's (decides when it was not).
     pub image: Vec<f32>,
     /// The calibrated text model's.
     pub text: Vec<f32>,
@@ -103,19 +90,11 @@ impl FusedHead {
     }
 
     /// The three outputs for one image's features and text row, computed as the graph does.
-    pub fn scores(&self, features: &[f32], text: &MixedRow) -> FusedScores {
-        let image_logits = self.image.weights.logits(features);
-        let image = softmax(&image_logits);
-        let image_log: Vec<f32> = image.iter().map(|p| p.max(1e-30).ln()).collect();
+    pub fn logits(&self, features: &[f32], text: &MixedRow) -> FusedLogits {
+        let image = self.image.weights.logits(features);
         let text_logits = self.text.logits(text);
-        let fused_logits = self.fusion.logits(&Self::fusion_row(&image_log, &text_logits));
-        let calibrated: Vec<f32> = text_logits.iter().map(|z| z / self.text_temperature).collect();
-        FusedScores {
-            fused: softmax(&fused_logits),
-            image,
-            text: softmax(&calibrated),
-            logits: ModelLogits { fused: fused_logits, image: image_logits, text: calibrated },
-        }
+        let fused = self.fusion.logits(&Self::fusion_row(&log_softmax(&image), &text_logits));
+        FusedLogits { fused, image, text: text_logits.iter().map(|z| z / self.text_temperature).collect() }
     }
 
     /// The text model with its calibration folded in (the graph's text-only output).

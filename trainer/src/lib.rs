@@ -37,3 +37,5 @@ pub mod text_filter;
 pub mod text_model;
 
 pub use error::{Result, TrainerError};
+/// Download and checksum errors, as [`TrainerError::Fetch`] carries them.
+pub use spamlens_fetch::FetchError;

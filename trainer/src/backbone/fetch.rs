@@ -54,7 +54,7 @@ pub fn obtain_tarball(
     if cached.is_file() {
         match verify_sha256(&cached, TARBALL_SHA256) {
             Ok(()) => return Ok((cached, TarballOrigin::Cached)),
-            Err(TrainerError::Checksum { actual, .. }) => {
+            Err(TrainerError::Fetch(spamlens_fetch::FetchError::Checksum { actual, .. })) => {
                 tracing::warn!(path = %cached.display(), %actual, "cached tarball has the wrong sha256; downloading again");
             }
             Err(e) => return Err(e),

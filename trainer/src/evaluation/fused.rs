@@ -12,7 +12,7 @@ use super::{
 use crate::error::{Result, TrainerError};
 use crate::fusion::{TextRecipe, fit_fused};
 use crate::head::TrainDevice;
-use crate::text_model::{MixedRow, text_row};
+use crate::text_model::{MixedRow, softmax, text_row};
 
 /// Every row's text input, and whether OCR read it (a row it failed on decides by the image alone,
 /// as a runtime does).
@@ -62,23 +62,24 @@ pub fn cross_validate_fused(
             cv.seed.wrapping_add(fold as u64 + 1),
         )?;
         for &r in &test_rows {
-            let scores = fitted.scores(data.row(r), &texts[r]);
-            let span = r * classes..(r + 1) * classes;
-            probabilities[0][span.clone()].copy_from_slice(&scores.image);
-            probabilities[1][span.clone()].copy_from_slice(&scores.text);
-            thresholds[0][r] = fitted.image.spam_threshold;
-            thresholds[1][r] = fitted.text_threshold;
-            if let Some(spam) = spam {
-                log_odds[0][r] = spam_log_odds(&scores.logits.image, spam);
-                log_odds[1][r] = spam_log_odds(&scores.logits.text, spam);
-                log_odds[2][r] = if read[r] { spam_log_odds(&scores.logits.fused, spam) } else { log_odds[0][r] };
-            }
-            if read[r] {
-                probabilities[2][span].copy_from_slice(&scores.fused);
-                thresholds[2][r] = fitted.fused_threshold;
+            let logits = fitted.logits(data.row(r), &texts[r]);
+            // An image OCR failed on is decided by the image head, as at run time.
+            let (fused, fused_threshold) = if read[r] {
+                (&logits.fused, fitted.fused_threshold)
             } else {
-                probabilities[2][span].copy_from_slice(&scores.image);
-                thresholds[2][r] = fitted.image.spam_threshold;
+                (&logits.image, fitted.image.spam_threshold)
+            };
+            let columns = [
+                (&logits.image, fitted.image.spam_threshold),
+                (&logits.text, fitted.text_threshold),
+                (fused, fused_threshold),
+            ];
+            for (m, (z, threshold)) in columns.into_iter().enumerate() {
+                probabilities[m][r * classes..(r + 1) * classes].copy_from_slice(&softmax(z));
+                thresholds[m][r] = threshold;
+                if let Some(spam) = spam {
+                    log_odds[m][r] = spam_log_odds(z, spam);
+                }
             }
         }
         fold_thresholds[0].extend(fitted.image.spam_threshold);
