@@ -56,6 +56,9 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Attach a trained head to the backbone: one combined ONNX graph for `spamlens classify`.
     Export(train::ExportArgs),
+    /// Store a model's convolution weights as int8 (one scale per output channel): a quarter of the
+    /// download; runtimes widen them to f32 once at load.
+    Quantize(train::QuantizeArgs),
     /// The paper's Table 6/7: train and test on every reaction-filter combination of an Email.cz file.
     Grid(train::GridArgs),
     /// The CLA_ANN text filter: evaluate it on a mail corpus (the paper's Tables 1–3,
@@ -212,6 +215,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::IngestEmailcz(args) => ingest_emailcz(args),
         Command::Train(args) => train::train(args),
         Command::Export(args) => train::export(args),
+        Command::Quantize(args) => train::quantize(args),
         Command::Evaluate(args) => evaluate::evaluate(args),
         Command::Grid(args) => train::grid(args),
         Command::TextFilter { command } => text_filter::run(command),

@@ -148,6 +148,16 @@ pub struct ExportArgs {
     force: bool,
 }
 
+/// `spamlens-train quantize`.
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// The f32 model: a combined model (`model.onnx` from `train` or `export`) or a backbone.
+    model: PathBuf,
+    /// Output model with int8 convolution weights.
+    #[arg(long)]
+    out: PathBuf,
+}
+
 /// `spamlens-train grid`.
 #[derive(Args, Debug)]
 pub struct GridArgs {
@@ -290,6 +300,27 @@ pub fn export(args: ExportArgs) -> Result<()> {
         .with_context(|| format!("combining {} with {}", args.head.display(), backbone.display()))?;
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     println!("wrote {} ({bytes} bytes): {} + {}", args.out.display(), backbone.display(), args.head.display());
+    Ok(())
+}
+
+pub fn quantize(args: QuantizeArgs) -> Result<()> {
+    let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let (quantized, report) =
+        spamlens_trainer::export::quantize_conv_weights(&bytes, &args.model.display().to_string())?;
+    backbone::write_atomically(&args.out, &quantized)?;
+    println!(
+        "wrote {} ({} bytes, {:.1}% of {}): {} convolution weights ({} values) as int8 per output channel, {} kept f32; \
+         rounding error per weight ≤ {:.5} of its channel's largest (rms {:.5})",
+        args.out.display(),
+        report.bytes_after,
+        100.0 * report.bytes_after as f64 / report.bytes_before as f64,
+        report.bytes_before,
+        report.tensors,
+        report.values,
+        report.kept_f32,
+        report.max_relative_error,
+        report.rms_relative_error
+    );
     Ok(())
 }
 

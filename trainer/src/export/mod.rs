@@ -6,9 +6,11 @@
 
 pub mod head;
 mod onnx;
+pub mod quantize;
 
 pub use head::{
     HeadGraph, HeadProvenance, META_TEXT_THRESHOLDS, Precision, TextGraph, combine, fused_head_graph, head_graph,
     read_head_graph,
 };
 pub use onnx::{Attribute, OnnxGraphBuilder, OutputSpec};
+pub use quantize::{META_WEIGHTS, QuantizationReport, quantize_conv_weights};

@@ -1,5 +1,7 @@
 //! Loading and running ONNX models with tract.
 //!
+//! Weights stored as int8 behind `DequantizeLinear` are widened to f32 once, at load ([`widen`]).
+//!
 //! A [`Model`] is parsed once, optimised with a symbolic batch dimension `N`, and then shared by
 //! reference between threads: [`Model::run`] takes `&self`, and each call gets its own tract state,
 //! so a server or a feature extractor can run several batches at once on one loaded model.
@@ -13,6 +15,8 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
+
+mod widen;
 
 /// How a model is prepared for running.
 #[derive(Debug, Clone, Default)]
@@ -73,6 +77,21 @@ impl ModelInput {
     pub fn values_per_item(&self) -> usize {
         self.dims.iter().product()
     }
+}
+
+/// Average time one node of the optimised plan took in [`Model::profile`].
+#[derive(Debug, Clone)]
+pub struct NodeTiming {
+    /// The node's name (ONNX node or output name, with tract's suffixes for nodes it split).
+    pub name: String,
+    /// The optimised operator, e.g. `OptMatMul` or `Conv`.
+    pub op: String,
+    /// What tract reports about the operator (kernel, packing, geometry).
+    pub detail: String,
+    /// The output facts (datum type and shape).
+    pub output: String,
+    /// Mean wall time per run.
+    pub time: std::time::Duration,
 }
 
 /// The outputs of one [`Model::run`]: f32 tensors by name, each with the batch as first dimension.
@@ -144,8 +163,10 @@ impl Model {
         if bytes.is_empty() {
             return Err(load_error("empty file (0 bytes)".into()));
         }
-        let proto = pb::ModelProto::decode(bytes).map_err(|e| load_error(format!("not an ONNX protobuf ({e})")))?;
-        let graph = proto.graph.as_ref().ok_or_else(|| load_error("the ONNX file has no graph".into()))?;
+        let mut proto = pb::ModelProto::decode(bytes).map_err(|e| load_error(format!("not an ONNX protobuf ({e})")))?;
+        let graph = proto.graph.as_mut().ok_or_else(|| load_error("the ONNX file has no graph".into()))?;
+        widen::dequantize_constant_weights(graph).map_err(|e| load_error(format!("stored weights: {e}")))?;
+        let graph = &*graph;
         if graph.node.is_empty() {
             return Err(load_error("the ONNX graph has no nodes".into()));
         }
@@ -341,23 +362,67 @@ impl Model {
         })
     }
 
+    /// Runs one batch `rounds` times and returns where the time went, one entry per node of the
+    /// optimised plan in execution order (for benches: which operators and kernels dominate).
+    pub fn profile(&self, inputs: Vec<Vec<f32>>, batch: usize, rounds: usize) -> Result<Vec<NodeTiming>> {
+        let inference_error = |reason: String| Error::Inference { model: self.name.clone(), reason };
+        let batch = if self.per_item { 1 } else { batch };
+        let values = self.input_values(inputs, batch)?;
+        let model = self.plan.model();
+        let mut totals: Vec<std::time::Duration> = vec![std::time::Duration::ZERO; model.nodes().len()];
+        let mut state = tract_onnx::tract_core::plan::SimpleState::new(&self.plan)
+            .map_err(|e| inference_error(format!("{e:#}")))?;
+        for _ in 0..rounds.max(1) {
+            state
+                .run_plan_with_eval(values.clone(), |ctx, op_state, node, input| {
+                    let started = std::time::Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                    totals[node.id] += started.elapsed();
+                    out
+                })
+                .map_err(|e| inference_error(format!("{e:#}")))?;
+        }
+        let rounds = rounds.max(1) as u32;
+        Ok(self
+            .plan
+            .order_without_consts()
+            .iter()
+            .map(|&id| {
+                let node = &model.nodes()[id];
+                NodeTiming {
+                    name: node.name.clone(),
+                    op: node.op().name().to_string(),
+                    detail: node.op().info().unwrap_or_default().join("; "),
+                    output: node.outputs.iter().map(|o| format!("{:?}", o.fact)).collect::<Vec<_>>().join(", "),
+                    time: totals[id] / rounds,
+                }
+            })
+            .collect())
+    }
+
     /// Whether batches are run one item at a time (see [`Batching`]).
     pub fn runs_per_item(&self) -> bool {
         self.per_item
     }
 
-    fn run_plan(&self, inputs: Vec<Vec<f32>>, batch: usize) -> Result<ModelOutputs> {
-        let inference_error = |reason: String| Error::Inference { model: self.name.clone(), reason };
+    /// The plan's input values: one buffer per input, `batch` items each.
+    fn input_values(&self, inputs: Vec<Vec<f32>>, batch: usize) -> Result<TVec<TValue>> {
         let mut values: TVec<TValue> = tvec![];
         for (buffer, input) in inputs.into_iter().zip(&self.inputs) {
             let mut shape = Vec::with_capacity(input.dims.len() + 1);
             shape.push(batch);
             shape.extend_from_slice(&input.dims);
             let tensor = tract_ndarray::ArrayD::from_shape_vec(shape, buffer)
-                .map_err(|e| inference_error(e.to_string()))?
+                .map_err(|e| Error::Inference { model: self.name.clone(), reason: e.to_string() })?
                 .into_tensor();
             values.push(tensor.into());
         }
+        Ok(values)
+    }
+
+    fn run_plan(&self, inputs: Vec<Vec<f32>>, batch: usize) -> Result<ModelOutputs> {
+        let inference_error = |reason: String| Error::Inference { model: self.name.clone(), reason };
+        let values = self.input_values(inputs, batch)?;
         let outputs = self.plan.run(values).map_err(|e| inference_error(format!("{e:#}")))?;
         if outputs.len() != self.output_names.len() {
             return Err(inference_error(format!(

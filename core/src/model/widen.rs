@@ -1,0 +1,138 @@
+//! Widening stored weights once, at load: a model may keep its weights as 8-bit integers with
+//! per-channel scales (a quarter of the download) read through `DequantizeLinear`. tract folds
+//! such constant subgraphs itself only while the result stays under 4 MiB, so ResNet-50's larger
+//! weights would be dequantised (and their kernels repacked) on every inference; and its generic
+//! evaluation of the broadcast arithmetic takes seconds. Here each `DequantizeLinear` whose inputs
+//! are all initialisers becomes an f32 initialiser before tract sees the graph.
+
+use std::collections::HashMap;
+
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_proto::DataType;
+
+/// Replaces every `DequantizeLinear` of initialisers (int8 or uint8 values, f32 scale per tensor
+/// or along `axis`, optional zero point) with the f32 initialiser it computes, and drops the
+/// integer initialisers nothing else reads. Returns how many were widened; a malformed one is an
+/// error naming the node.
+pub(crate) fn dequantize_constant_weights(graph: &mut pb::GraphProto) -> Result<usize, String> {
+    let index: HashMap<String, usize> =
+        graph.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+    let mut widened = Vec::new();
+    let mut folded_nodes = Vec::new();
+    for (position, node) in graph.node.iter().enumerate() {
+        if node.op_type != "DequantizeLinear" || !node.domain.is_empty() {
+            continue;
+        }
+        let inputs: Option<Vec<&pb::TensorProto>> =
+            node.input.iter().filter(|n| !n.is_empty()).map(|n| index.get(n).map(|&i| &graph.initializer[i])).collect();
+        let Some(inputs) = inputs else { continue };
+        let output = node.output.first().ok_or_else(|| format!("DequantizeLinear {}: no output", node.name))?;
+        let axis = node.attribute.iter().find(|a| a.name == "axis").map_or(1, |a| a.i);
+        let values = dequantize(&inputs, axis).map_err(|reason| format!("DequantizeLinear {}: {reason}", node.name))?;
+        widened.push(pb::TensorProto {
+            name: output.clone(),
+            dims: inputs[0].dims.clone(),
+            data_type: DataType::Float as i32,
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        folded_nodes.push(position);
+    }
+    if folded_nodes.is_empty() {
+        return Ok(0);
+    }
+    let mut position = 0;
+    graph.node.retain(|_| {
+        position += 1;
+        !folded_nodes.contains(&(position - 1))
+    });
+    let still_read: std::collections::HashSet<&str> =
+        graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let outputs: std::collections::HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let widened_names: std::collections::HashSet<String> = widened.iter().map(|t| t.name.clone()).collect();
+    graph.initializer.retain(|t| {
+        still_read.contains(t.name.as_str()) || outputs.contains(t.name.as_str()) || widened_names.contains(&t.name)
+    });
+    graph.initializer.extend(widened);
+    Ok(folded_nodes.len())
+}
+
+/// `(x - zero_point) * scale` of one `DequantizeLinear`'s constant inputs.
+fn dequantize(inputs: &[&pb::TensorProto], axis: i64) -> Result<Vec<f32>, String> {
+    let (x, scale) = match inputs {
+        [x, scale] | [x, scale, _] => (*x, *scale),
+        _ => return Err(format!("{} inputs (2 or 3 expected)", inputs.len())),
+    };
+    let values = integers(x)?;
+    let scales = floats(scale)?;
+    let zero_points = match inputs.get(2) {
+        Some(zp) => integers(zp)?,
+        None => vec![0; scales.len()],
+    };
+    if zero_points.len() != scales.len() {
+        return Err(format!("{} zero points for {} scales", zero_points.len(), scales.len()));
+    }
+    if scales.len() == 1 {
+        return Ok(values.iter().map(|&q| (q - zero_points[0]) as f32 * scales[0]).collect());
+    }
+    let rank = x.dims.len() as i64;
+    let axis = if axis < 0 { axis + rank } else { axis };
+    let dims: Vec<usize> = x.dims.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
+    let axis =
+        usize::try_from(axis).ok().filter(|&a| a < dims.len()).ok_or_else(|| format!("axis out of rank {rank}"))?;
+    if dims[axis] != scales.len() {
+        return Err(format!("{} scales along axis {axis} of dims {:?}", scales.len(), x.dims));
+    }
+    let inner: usize = dims[axis + 1..].iter().product();
+    Ok(values
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            let channel = (i / inner.max(1)) % scales.len();
+            (q - zero_points[channel]) as f32 * scales[channel]
+        })
+        .collect())
+}
+
+fn element_count(t: &pb::TensorProto) -> Result<usize, String> {
+    t.dims.iter().try_fold(1usize, |n, &d| {
+        usize::try_from(d)
+            .ok()
+            .and_then(|d| n.checked_mul(d))
+            .ok_or_else(|| format!("{}: bad dims {:?}", t.name, t.dims))
+    })
+}
+
+/// The values of an INT8 or UINT8 initialiser as i32.
+fn integers(t: &pb::TensorProto) -> Result<Vec<i32>, String> {
+    let count = element_count(t)?;
+    let values: Vec<i32> = match DataType::try_from(t.data_type) {
+        Ok(DataType::Int8) if !t.raw_data.is_empty() => t.raw_data.iter().map(|&b| i32::from(b as i8)).collect(),
+        Ok(DataType::Uint8) if !t.raw_data.is_empty() => t.raw_data.iter().map(|&b| i32::from(b)).collect(),
+        Ok(DataType::Int8 | DataType::Uint8) => t.int32_data.clone(),
+        _ => return Err(format!("{}: element type {} is not int8 or uint8", t.name, t.data_type)),
+    };
+    if values.len() != count {
+        return Err(format!("{}: {} values for dims {:?}", t.name, values.len(), t.dims));
+    }
+    Ok(values)
+}
+
+/// The values of a FLOAT initialiser.
+fn floats(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
+    if t.data_type != DataType::Float as i32 {
+        return Err(format!("{}: scale element type {} is not float", t.name, t.data_type));
+    }
+    let values: Vec<f32> = if t.raw_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    if values.len() != element_count(t)? || values.is_empty() {
+        return Err(format!("{}: {} values for dims {:?}", t.name, values.len(), t.dims));
+    }
+    if let Some(s) = values.iter().find(|s| !s.is_finite() || **s <= 0.0) {
+        return Err(format!("{}: scale {s} is not a positive finite number", t.name));
+    }
+    Ok(values)
+}

@@ -1,0 +1,124 @@
+//! int8 weight storage on the real backbone and the built-in model: `spamlens-train quantize`
+//! quarters the file, onnxruntime and tract agree on the quantised graph (so the load-time
+//! widening means what `DequantizeLinear` means), the features stay within rounding noise of the
+//! f32 backbone's, and the built-in fused model's decisions do not move on the shared images.
+
+use spamlens_core::classifier::{META_KIND, PROBABILITIES_OUTPUT};
+use spamlens_core::{Batching, DecodeLimits, FEATURES_OUTPUT, Model, ModelOptions, Preprocessing, prepare_image};
+use spamlens_integration_tests as fixtures;
+use spamlens_trainer::export::quantize::{META_WEIGHTS, WEIGHTS_INT8_PER_CHANNEL};
+use spamlens_trainer::export::{combine, quantize_conv_weights, read_head_graph};
+
+fn images_and_tensors() -> (Vec<std::path::PathBuf>, Vec<Vec<f32>>) {
+    let mut images: Vec<_> = fixtures::test_images().into_iter().map(|(p, _)| p).collect();
+    images.extend(fixtures::dataset_sample(16));
+    let tensors = images
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            prepare_image(
+                &bytes,
+                &p.display().to_string(),
+                &DecodeLimits::default(),
+                &Preprocessing::RESNET_IMAGENET_LETTERBOX,
+            )
+            .unwrap()
+            .tensor
+        })
+        .collect();
+    (images, tensors)
+}
+
+fn per_item(name: &str, bytes: &[u8], outputs: &[&str]) -> Model {
+    let options = ModelOptions {
+        outputs: Some(outputs.iter().map(|s| (*s).to_owned()).collect()),
+        batching: Batching::PerItem,
+        ..ModelOptions::default()
+    };
+    Model::from_bytes(bytes, name, &options).unwrap()
+}
+
+#[test]
+fn int8_backbone_matches_onnxruntime_and_stays_close_to_f32() {
+    let backbone_path = fixtures::reference_backbone();
+    let f32_bytes = std::fs::read(&backbone_path).unwrap();
+    let (int8_bytes, report) = quantize_conv_weights(&f32_bytes, "backbone").unwrap();
+    println!("{report:?}");
+    assert_eq!(report.tensors, 53, "every ResNet-50 convolution");
+    // fc1000 (2 M values) stays f32 in the backbone; the combined model prunes it.
+    assert!(int8_bytes.len() * 3 < f32_bytes.len() + 4_000_000, "{} vs {}", int8_bytes.len(), f32_bytes.len());
+    let dir = tempfile::tempdir().unwrap();
+    let int8_path = dir.path().join("backbone.int8.onnx");
+    std::fs::write(&int8_path, &int8_bytes).unwrap();
+
+    let (images, tensors) = images_and_tensors();
+    let f32_model = per_item("f32", &f32_bytes, &[FEATURES_OUTPUT]);
+    let int8_model = per_item("int8", &int8_bytes, &[FEATURES_OUTPUT]);
+    let run = |m: &Model| -> Vec<f32> {
+        tensors.iter().flat_map(|t| m.run(t.clone(), 1).unwrap().take(FEATURES_OUTPUT).unwrap().values).collect()
+    };
+    let (reference, quantized) = (run(&f32_model), run(&int8_model));
+
+    let ort = fixtures::onnxruntime_run(&int8_path, &tensors.concat(), images.len(), FEATURES_OUTPUT);
+    let largest = quantized.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let diff = fixtures::max_abs_diff(&ort, &quantized);
+    println!("int8 backbone: onnxruntime vs tract max |Δ| = {diff:.2e} (features up to {largest:.1})");
+    assert!(diff <= 1e-4 * largest.max(1.0), "onnxruntime and tract disagree on the int8 backbone by {diff}");
+
+    let mut worst = 1.0f64;
+    for (a, b) in reference.chunks_exact(2048).zip(quantized.chunks_exact(2048)) {
+        worst = worst.min(fixtures::cosine(a, b));
+    }
+    println!("int8 vs f32 features: lowest cosine {worst:.5} over {} images", images.len());
+    assert!(worst > 0.995, "int8 features drift from the f32 ones (cosine {worst})");
+}
+
+#[test]
+fn built_in_model_decides_the_same_with_int8_weights() {
+    let backbone_path = fixtures::reference_backbone();
+    let backbone = std::fs::read(&backbone_path).unwrap();
+    let head_bytes = std::fs::read(fixtures::workspace_root().join("models/default/head.onnx")).unwrap();
+    let head = read_head_graph(&head_bytes, "head.onnx").unwrap();
+    // The head names the fetched backbone's sha256; the shared file holds the same weights with
+    // other metadata (backbone_conversion.rs checks they compute the same), hence `force`.
+    let f32_bytes = combine(&backbone, "backbone", &head, true).unwrap();
+    let (int8_bytes, report) = quantize_conv_weights(&f32_bytes, "model.onnx").unwrap();
+    println!("built-in model: {} → {} bytes", report.bytes_before, report.bytes_after);
+    assert!(int8_bytes.len() <= 30_000_000, "the int8 model is {} bytes", int8_bytes.len());
+
+    let outputs = [PROBABILITIES_OUTPUT, "image_probabilities"];
+    let f32_model = per_item("f32", &f32_bytes, &outputs);
+    let int8_model = per_item("int8", &int8_bytes, &outputs);
+    assert_eq!(int8_model.metadata()[META_WEIGHTS], WEIGHTS_INT8_PER_CHANNEL);
+    assert_eq!(int8_model.metadata()[META_KIND], f32_model.metadata()[META_KIND]);
+    let threshold: f32 = f32_model.metadata()["spamlens.image_thresholds"]
+        .strip_prefix("spam=")
+        .and_then(|t| t.parse().ok())
+        .expect("the built-in model's image threshold");
+
+    let (images, tensors) = images_and_tensors();
+    let text_inputs: Vec<Vec<f32>> =
+        f32_model.inputs()[1..].iter().map(|input| vec![0.0; input.values_per_item()]).collect();
+    let (mut worst, mut flips) = (0.0f32, 0);
+    for (path, tensor) in images.iter().zip(&tensors) {
+        let inputs: Vec<Vec<f32>> = std::iter::once(tensor.clone()).chain(text_inputs.iter().cloned()).collect();
+        let a = f32_model.run_inputs(inputs.clone(), 1).unwrap();
+        let b = int8_model.run_inputs(inputs, 1).unwrap();
+        for output in outputs {
+            let (pa, pb) = (&a.get(output).unwrap().values, &b.get(output).unwrap().values);
+            worst = worst.max(fixtures::max_abs_diff(pa, pb));
+        }
+        let (pa, pb) =
+            (a.get("image_probabilities").unwrap().values[1], b.get("image_probabilities").unwrap().values[1]);
+        if (pa >= threshold) != (pb >= threshold) {
+            flips += 1;
+            println!("{}: image p(spam) {pa:.4} → {pb:.4} crosses {threshold}", path.display());
+        }
+    }
+    println!(
+        "int8 vs f32 built-in model: max |Δp| = {worst:.2e} over {} images, {flips} decisions changed",
+        images.len()
+    );
+    assert!(worst < 0.05, "int8 weights move a probability by {worst}");
+    assert!(flips <= 1, "{flips} of {} decisions changed", images.len());
+}
