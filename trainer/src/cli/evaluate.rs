@@ -11,7 +11,9 @@ use spamlens_core::{DecodeLimits, Fit};
 use spamlens_trainer::backbone;
 use spamlens_trainer::evaluation::fused::{cross_validate_fused, text_inputs};
 use spamlens_trainer::evaluation::report::EvaluationReport;
-use spamlens_trainer::evaluation::{CrossValidation, DatasetSpec, Pool, Recipe, TaskSpec, cross_validate, fit_recipe};
+use spamlens_trainer::evaluation::{
+    CrossValidation, DatasetSpec, Pool, Recipe, TaskSpec, cross_validate_views, fit_recipe,
+};
 use spamlens_trainer::fusion::{TextRecipe, fit_fused};
 use spamlens_trainer::ocr_store::{self, OcrStore};
 use spamlens_trainer::text_model::LogisticOptions;
@@ -78,6 +80,12 @@ pub struct EvaluateArgs {
     /// Backbone (features and the final combined model; default: $SPAMLENS_MODELS, then models/backbone/).
     #[arg(long)]
     backbone: Option<PathBuf>,
+    /// Score the held-out rows with this backbone's features (e.g. `spamlens-train quantize`'s int8
+    /// backbone) while heads train, calibrate and set thresholds on --backbone's, as a quantised
+    /// model ships the f32-trained head over int8 weights; its stores are
+    /// `<dataset>[.<fit>].<sha12>.parquet` in --features-dir.
+    #[arg(long, value_name = "MODEL")]
+    score_backbone: Option<PathBuf>,
     /// Also read the text in every image (OCR, cached in the features folder per image and OCR
     /// setup) and evaluate the text model and the fused head beside the image head, on the same
     /// folds; `--final-model` then trains the fused model.
@@ -240,6 +248,10 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         let stores = prepare_ocr_stores(&args, &datasets)?;
         pool = pool.with_texts(&stores).context("attaching the OCR text")?;
     }
+    if let Some(scoring_backbone) = &args.score_backbone {
+        let (stores, label) = prepare_scoring_stores(&args, scoring_backbone)?;
+        pool = pool.with_scoring_features(&stores, &label).context("loading the scoring features")?;
+    }
     let text_recipe = if args.ocr { Some(args.text_recipe()?) } else { None };
     let standard = TaskSpec::standard(&datasets);
     let tasks: Vec<TaskSpec> = if args.tasks.is_empty() {
@@ -279,7 +291,10 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         bar.set_prefix(task.name.clone());
         let mut progress = |done: usize, _| bar.set_position(done as u64);
         let task_results = match &text_recipe {
-            None => vec![cross_validate(&pool, task, &cv, device, &mut progress)],
+            None => match cross_validate_views(&pool, task, &cv, device, &mut progress) {
+                Ok(all) => all.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            },
             Some(text) => match cross_validate_fused(&pool, task, &cv, text, device, &mut progress) {
                 Ok(all) => all.into_iter().map(Ok).collect(),
                 Err(e) => vec![Err(e)],
@@ -358,6 +373,24 @@ fn prepare_ocr_stores(args: &EvaluateArgs, datasets: &[DatasetSpec]) -> Result<V
 
 /// The store of each dataset, computed or brought up to date first.
 fn prepare_stores(args: &EvaluateArgs, backbone_path: &Path) -> Result<Vec<DatasetSpec>> {
+    prepare_stores_named(args, backbone_path, "")
+}
+
+/// [`prepare_stores`] for another backbone: its stores are named `<dataset>[.<fit>].<sha12>.parquet`.
+/// Also returns what its results are called: `int8` for `spamlens-train quantize`'s output, else the
+/// sha256's first 12 digits.
+fn prepare_scoring_stores(args: &EvaluateArgs, backbone_path: &Path) -> Result<(Vec<PathBuf>, String)> {
+    let bytes = std::fs::read(backbone_path).with_context(|| format!("reading {}", backbone_path.display()))?;
+    let sha = spamlens_core::scan::sha256_hex(&bytes);
+    let int8 = spamlens_trainer::export::quantize::weights_scheme(&bytes)
+        .is_some_and(|scheme| scheme == spamlens_trainer::export::quantize::WEIGHTS_INT8_PER_CHANNEL);
+    drop(bytes);
+    let label = if int8 { "int8".to_owned() } else { sha[..12].to_owned() };
+    let stores = prepare_stores_named(args, backbone_path, &format!(".{}", &sha[..12]))?;
+    Ok((stores.into_iter().map(|d| d.store).collect(), label))
+}
+
+fn prepare_stores_named(args: &EvaluateArgs, backbone_path: &Path, tag: &str) -> Result<Vec<DatasetSpec>> {
     let mut specs = Vec::new();
     let mut loaded: Option<Backbone> = None;
     for root in &args.datasets {
@@ -373,7 +406,7 @@ fn prepare_stores(args: &EvaluateArgs, backbone_path: &Path) -> Result<Vec<Datas
             Fit::CenterCrop => String::new(),
             other => format!(".{}", other.name()),
         };
-        let store = args.features_dir.join(format!("{name}{suffix}.parquet"));
+        let store = args.features_dir.join(format!("{name}{suffix}{tag}.parquet"));
         if loaded.is_none() {
             tracing::info!(backbone = %backbone_path.display(), fit = args.fit.name(), "loading backbone");
             loaded = Some(Backbone::load(backbone_path, None)?.with_fit(args.fit));

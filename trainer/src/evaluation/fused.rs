@@ -26,8 +26,13 @@ pub fn text_inputs(pool: &Pool, rows: &[usize], recipe: &TextRecipe) -> Result<(
     Ok((inputs, read))
 }
 
+/// One model's logits for a row and the threshold its decision uses.
+type Scored<'a> = (&'a Vec<f32>, Option<f32>);
+
 /// Cross-validates the fused recipe on one task; returns the image, text and fused results (in
-/// that order). `progress` is told each finished fold.
+/// that order), then, when the pool has scoring features, the image and fused results of the same
+/// fitted models scored with them (`image (<label>)`, `fused (<label>)`; the text model does not
+/// see the image features). `progress` is told each finished fold.
 pub fn cross_validate_fused(
     pool: &Pool,
     task: &TaskSpec,
@@ -37,14 +42,25 @@ pub fn cross_validate_fused(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<TaskResult>> {
     let started = std::time::Instant::now();
-    let TaskFolds { rows, data, groups, folds } = task_folds(pool, task, cv)?;
-    let (texts, read) = text_inputs(pool, &rows, text_recipe)?;
+    let split = task_folds(pool, task, cv)?;
+    let views = split.views();
+    let TaskFolds { rows, data, groups, folds, .. } = &split;
+    let (texts, read) = text_inputs(pool, rows, text_recipe)?;
     let classes = data.classes.len();
     let n = data.len();
-    let mut probabilities = [vec![0.0f32; n * classes], vec![0.0f32; n * classes], vec![0.0f32; n * classes]];
-    let mut thresholds: [Vec<Option<f32>>; 3] = [vec![None; n], vec![None; n], vec![None; n]];
+    // Columns: image, text, fused of the training features, then image, fused of each other view.
+    let names: Vec<String> = [MODEL_IMAGE, MODEL_TEXT, MODEL_FUSED]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(
+            (1..views.len()).flat_map(|v| [pool.view_model_name(MODEL_IMAGE, v), pool.view_model_name(MODEL_FUSED, v)]),
+        )
+        .collect();
+    let columns = names.len();
+    let mut probabilities = vec![vec![0.0f32; n * classes]; columns];
+    let mut thresholds: Vec<Vec<Option<f32>>> = vec![vec![None; n]; columns];
     let spam = data.classes.iter().position(|c| c == super::SPAM);
-    let mut log_odds = [vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]];
+    let mut log_odds = vec![vec![0.0f32; n]; columns];
     let mut fold_thresholds: [Vec<f32>; 3] = Default::default();
     let mut fold_temperatures: [Vec<f32>; 3] = Default::default();
     let mut fold_epochs = Vec::new();
@@ -52,33 +68,36 @@ pub fn cross_validate_fused(
         let train_rows: Vec<usize> = (0..n).filter(|&r| folds[r] != fold).collect();
         let test_rows: Vec<usize> = (0..n).filter(|&r| folds[r] == fold).collect();
         let fitted = fit_fused(
-            &data,
+            data,
             &texts,
             &train_rows,
-            &groups,
+            groups,
             &cv.recipe,
             text_recipe,
             device,
             cv.seed.wrapping_add(fold as u64 + 1),
         )?;
         for &r in &test_rows {
-            let logits = fitted.logits(data.row(r), &texts[r]);
-            // An image OCR failed on is decided by the image head, as at run time.
-            let (fused, fused_threshold) = if read[r] {
-                (&logits.fused, fitted.fused_threshold)
-            } else {
-                (&logits.image, fitted.image.spam_threshold)
-            };
-            let columns = [
-                (&logits.image, fitted.image.spam_threshold),
-                (&logits.text, fitted.text_threshold),
-                (fused, fused_threshold),
-            ];
-            for (m, (z, threshold)) in columns.into_iter().enumerate() {
-                probabilities[m][r * classes..(r + 1) * classes].copy_from_slice(&softmax(z));
-                thresholds[m][r] = threshold;
-                if let Some(spam) = spam {
-                    log_odds[m][r] = spam_log_odds(z, spam);
+            for (v, view) in views.iter().enumerate() {
+                let logits = fitted.logits(view.row(r), &texts[r]);
+                // An image OCR failed on is decided by the image head, as at run time.
+                let (fused, fused_threshold) = if read[r] {
+                    (&logits.fused, fitted.fused_threshold)
+                } else {
+                    (&logits.image, fitted.image.spam_threshold)
+                };
+                let image = (&logits.image, fitted.image.spam_threshold);
+                let outputs: Vec<(usize, Scored)> = if v == 0 {
+                    vec![(0, image), (1, (&logits.text, fitted.text_threshold)), (2, (fused, fused_threshold))]
+                } else {
+                    vec![(1 + 2 * v, image), (2 + 2 * v, (fused, fused_threshold))]
+                };
+                for (m, (z, threshold)) in outputs {
+                    probabilities[m][r * classes..(r + 1) * classes].copy_from_slice(&softmax(z));
+                    thresholds[m][r] = threshold;
+                    if let Some(spam) = spam {
+                        log_odds[m][r] = spam_log_odds(z, spam);
+                    }
                 }
             }
         }
@@ -93,8 +112,16 @@ pub fn cross_validate_fused(
     }
     let group_count = groups.iter().collect::<HashSet<_>>().len();
     let seconds = started.elapsed().as_secs_f64();
-    let mut results = Vec::with_capacity(3);
-    for (i, model) in [MODEL_IMAGE, MODEL_TEXT, MODEL_FUSED].into_iter().enumerate() {
+    let mut results = Vec::with_capacity(columns);
+    for (i, model) in names.into_iter().enumerate() {
+        // Column kind: 0 image, 1 text, 2 fused (views past the first have image and fused only).
+        let kind = if i < 3 {
+            i
+        } else if (i - 3) % 2 == 0 {
+            0
+        } else {
+            2
+        };
         let scores = OutOfFold {
             pool_rows: rows.clone(),
             labels: data.labels.clone(),
@@ -103,10 +130,10 @@ pub fn cross_validate_fused(
             spam_log_odds: spam.map(|_| std::mem::take(&mut log_odds[i])),
         };
         let mut result = summarise(task, &data.classes, &scores, group_count)?;
-        result.model = model.to_owned();
-        result.fold_thresholds = std::mem::take(&mut fold_thresholds[i]);
-        result.fold_temperatures = std::mem::take(&mut fold_temperatures[i]);
-        result.fold_epochs = if model == MODEL_TEXT { Vec::new() } else { fold_epochs.clone() };
+        result.fold_thresholds = fold_thresholds[kind].clone();
+        result.fold_temperatures = fold_temperatures[kind].clone();
+        result.fold_epochs = if kind == 1 { Vec::new() } else { fold_epochs.clone() };
+        result.model = model;
         result.seconds = seconds;
         result.scores = Some(scores);
         results.push(result);
@@ -117,7 +144,7 @@ pub fn cross_validate_fused(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluation::{DatasetSpec, PoolRow, Recipe};
+    use crate::evaluation::{DatasetSpec, PoolRow, Recipe, ScoringFeatures};
     use crate::head::{FeatureSource, TrainOptions};
     use spamlens_core::ocr::{OcrText, OcrWord, TextFeaturizer};
 
@@ -162,6 +189,7 @@ mod tests {
             grouping: vec!["toy: synthetic groups".into()],
             texts: Some(texts),
             ocr_engine: None,
+            scoring: None,
         }
     }
 
@@ -197,5 +225,43 @@ mod tests {
             let scores = result.scores.as_ref().unwrap();
             assert_eq!(scores.pool_rows.len(), 240, "every row scored once");
         }
+    }
+
+    /// Scoring features are a second view of the held-out rows through the same fitted models:
+    /// features equal to the training ones score identically; features with the image signal
+    /// wiped move the image model (and the fused one) but never the text model.
+    #[test]
+    fn scoring_features_rescore_the_same_fitted_models() {
+        let mut pool = synthetic_pool();
+        let task = TaskSpec { name: "toy".into(), members: vec![("toy".into(), String::new())] };
+        let recipe = Recipe {
+            train: TrainOptions {
+                hidden: vec![8],
+                epochs: 30,
+                batch_size: 32,
+                learning_rate: 1e-2,
+                ..TrainOptions::default()
+            },
+            ..Recipe::default()
+        };
+        let cv = CrossValidation { folds: 3, seed: 1, recipe, image_signals: false, text: None };
+        let text_recipe =
+            TextRecipe { featurizer: TextFeaturizer { buckets: 256, min_n: 1, max_n: 3 }, ..TextRecipe::default() };
+        let source = FeatureSource::Backbone { sha256: "11".repeat(32), preprocessing: "p".into() };
+        pool.scoring =
+            Some(ScoringFeatures { label: "same".into(), features: pool.features.clone(), source: source.clone() });
+        let results = cross_validate_fused(&pool, &task, &cv, &text_recipe, TrainDevice::Cpu, &mut |_, _| ()).unwrap();
+        let models: Vec<&str> = results.iter().map(|r| r.model.as_str()).collect();
+        assert_eq!(models, [MODEL_IMAGE, MODEL_TEXT, MODEL_FUSED, "image (same)", "fused (same)"]);
+        let probabilities = |i: usize| results[i].scores.as_ref().unwrap().probabilities.clone();
+        assert_eq!(probabilities(3), probabilities(0));
+        assert_eq!(probabilities(4), probabilities(2));
+
+        let wiped: Vec<f32> = pool.features.chunks_exact(4).flat_map(|row| [0.0, row[1], row[2], row[3]]).collect();
+        pool.scoring = Some(ScoringFeatures { label: "wiped".into(), features: wiped, source });
+        let again = cross_validate_fused(&pool, &task, &cv, &text_recipe, TrainDevice::Cpu, &mut |_, _| ()).unwrap();
+        let auc: Vec<f64> = again.iter().map(|r| r.roc_auc.unwrap()).collect();
+        assert!(auc[3] < auc[0] - 0.05, "image AUC with the signal wiped: {auc:?}");
+        assert_eq!(again[1].scores.as_ref().unwrap().probabilities, results[1].scores.as_ref().unwrap().probabilities);
     }
 }

@@ -191,6 +191,21 @@ pub struct Pool {
     pub texts: Option<Vec<Option<spamlens_core::ocr::OcrText>>>,
     /// The OCR setup of the loaded texts.
     pub ocr_engine: Option<spamlens_core::ocr::EngineIdentity>,
+    /// Other features of the same images that held-out rows are also scored with, once loaded with
+    /// [`Pool::with_scoring_features`]: how a head trained on one backbone's features does behind
+    /// another backbone (the int8 model ships the f32-trained head over int8 weights).
+    pub scoring: Option<ScoringFeatures>,
+}
+
+/// Features that held-out rows are also scored with, besides the training features.
+#[derive(Debug, Clone)]
+pub struct ScoringFeatures {
+    /// What the results scored with them are called: `image (<label>)`, `fused (<label>)`.
+    pub label: String,
+    /// Row-major, aligned with [`Pool::rows`].
+    pub features: Vec<f32>,
+    /// Where they came from.
+    pub source: FeatureSource,
 }
 
 impl Pool {
@@ -282,7 +297,17 @@ impl Pool {
         }
         let source =
             source.ok_or_else(|| TrainerError::Dataset { path: PathBuf::new(), reason: "no dataset given".into() })?;
-        Ok(Pool { datasets: datasets.to_vec(), rows, features, dim, source, grouping, texts: None, ocr_engine: None })
+        Ok(Pool {
+            datasets: datasets.to_vec(),
+            rows,
+            features,
+            dim,
+            source,
+            grouping,
+            texts: None,
+            ocr_engine: None,
+            scoring: None,
+        })
     }
 
     /// The experiment of the quality issue's "cheap extra signals": appends what the image itself
@@ -388,6 +413,81 @@ impl Pool {
                     .any(|(d, prefix)| self.datasets[row.dataset].name == *d && row.path.starts_with(prefix.as_str()))
             })
             .collect())
+    }
+
+    /// Loads the features held-out rows are scored with from `stores` (one per dataset, made from
+    /// the same images with another backbone, e.g. `spamlens-train quantize`'s); every pool row must
+    /// be in them, with the same width and preprocessing.
+    pub fn with_scoring_features(mut self, stores: &[PathBuf], label: &str) -> Result<Pool> {
+        let mut by_sha: HashMap<String, Vec<f32>> = HashMap::new();
+        let mut source: Option<FeatureSource> = None;
+        for path in stores {
+            let store = FeatureStore::read(path)?;
+            if store.feature_dim != self.dim {
+                return Err(TrainerError::Store {
+                    path: path.clone(),
+                    reason: format!("{} features per image, the training stores have {}", store.feature_dim, self.dim),
+                });
+            }
+            let this = FeatureSource::Backbone {
+                sha256: store.provenance.backbone_sha256.clone(),
+                preprocessing: store.provenance.preprocessing.clone(),
+            };
+            let same_preprocessing = matches!((&this, &self.source),
+                (FeatureSource::Backbone { preprocessing: a, .. }, FeatureSource::Backbone { preprocessing: b, .. }) if a == b);
+            if !same_preprocessing || source.as_ref().is_some_and(|s| *s != this) {
+                return Err(TrainerError::Store {
+                    path: path.clone(),
+                    reason: format!(
+                        "its features ({}) do not match the other scoring stores or the training stores' preprocessing",
+                        this.describe()
+                    ),
+                });
+            }
+            source = Some(this);
+            for row in store.rows {
+                by_sha.insert(row.sha256, row.features);
+            }
+        }
+        let source = source.ok_or_else(|| TrainerError::Dataset {
+            path: PathBuf::new(),
+            reason: "no scoring feature store given".into(),
+        })?;
+        let mut features = Vec::with_capacity(self.features.len());
+        for row in &self.rows {
+            let found = by_sha.get(&row.sha256).ok_or_else(|| TrainerError::Store {
+                path: stores.first().cloned().unwrap_or_default(),
+                reason: format!(
+                    "no scoring features for {}:{} (sha256 {})",
+                    self.datasets[row.dataset].name, row.path, row.sha256
+                ),
+            })?;
+            features.extend_from_slice(found);
+        }
+        self.scoring = Some(ScoringFeatures { label: label.to_owned(), features, source });
+        Ok(self)
+    }
+
+    /// The model name of results scored with feature view `index` ([`TaskFolds::views`]): `model`
+    /// for the training features, `model (<label>)` for the scoring features.
+    pub fn view_model_name(&self, model: &str, index: usize) -> String {
+        match (&self.scoring, index) {
+            (Some(scoring), 1) => format!("{model} ({})", scoring.label),
+            _ => model.to_owned(),
+        }
+    }
+
+    /// The rows as they are scored when held out: [`Pool::labelled`] with the scoring features,
+    /// or `None` when held-out rows are scored with the training features.
+    pub fn scoring_labelled(&self, rows: &[usize]) -> Option<LabelledFeatures> {
+        let scoring = self.scoring.as_ref()?;
+        let mut data = self.labelled(rows);
+        data.features.clear();
+        for &r in rows {
+            data.features.extend_from_slice(&scoring.features[r * self.dim..(r + 1) * self.dim]);
+        }
+        data.source = scoring.source.clone();
+        Some(data)
     }
 
     /// The rows as training data: features, labels in canonical class order, names.
@@ -634,8 +734,18 @@ impl TaskResult {
 pub(crate) struct TaskFolds {
     pub rows: Vec<usize>,
     pub data: LabelledFeatures,
+    /// The rows' scoring features ([`Pool::scoring_labelled`]), if they differ from `data`.
+    pub scoring: Option<LabelledFeatures>,
     pub groups: Vec<usize>,
     pub folds: Vec<usize>,
+}
+
+impl TaskFolds {
+    /// What held-out rows are scored with: the training features, then the scoring features if
+    /// the pool has them ([`Pool::view_model_name`] names the results of each).
+    pub fn views(&self) -> Vec<&LabelledFeatures> {
+        std::iter::once(&self.data).chain(self.scoring.as_ref()).collect()
+    }
 }
 
 /// Splits one task into group-aware outer folds; a task of fewer than two classes is refused.
@@ -650,11 +760,13 @@ pub(crate) fn task_folds(pool: &Pool, task: &TaskSpec, cv: &CrossValidation) -> 
     }
     let groups: Vec<usize> = rows.iter().map(|&r| pool.rows[r].group).collect();
     let folds = group_kfold(&data.labels, &groups, data.classes.len(), cv.folds, cv.seed)?;
-    Ok(TaskFolds { rows, data, groups, folds })
+    let scoring = pool.scoring_labelled(&rows);
+    Ok(TaskFolds { rows, data, scoring, groups, folds })
 }
 
 /// Runs group-aware k-fold cross-validation of `cv.recipe` on one task. `progress` is told each
-/// finished fold.
+/// finished fold. With scoring features ([`Pool::with_scoring_features`]) see
+/// [`cross_validate_views`]; this returns the training features' result.
 pub fn cross_validate(
     pool: &Pool,
     task: &TaskSpec,
@@ -662,20 +774,39 @@ pub fn cross_validate(
     device: TrainDevice,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<TaskResult> {
+    let mut results = cross_validate_views(pool, task, cv, device, progress)?;
+    Ok(results.swap_remove(0))
+}
+
+/// [`cross_validate`], scoring each held-out row with every feature view the pool has: the
+/// training features (model [`MODEL_IMAGE`]) and, when loaded, the scoring features (model
+/// `image (<label>)`), by the same fitted heads, so the two differ only by the features.
+pub fn cross_validate_views(
+    pool: &Pool,
+    task: &TaskSpec,
+    cv: &CrossValidation,
+    device: TrainDevice,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<TaskResult>> {
     let started = std::time::Instant::now();
-    let TaskFolds { rows, data, groups, folds } = task_folds(pool, task, cv)?;
+    let split = task_folds(pool, task, cv)?;
+    let views = split.views();
+    let TaskFolds { rows, data, groups, folds, .. } = &split;
     let classes = data.classes.len();
-    let mut probabilities = vec![0.0f32; data.len() * classes];
+    let mut probabilities = vec![vec![0.0f32; data.len() * classes]; views.len()];
     let mut threshold_of_row = vec![None; data.len()];
     let (mut fold_thresholds, mut fold_temperatures, mut fold_epochs) = (Vec::new(), Vec::new(), Vec::new());
     for fold in 0..cv.folds {
         let train_rows: Vec<usize> = (0..data.len()).filter(|&r| folds[r] != fold).collect();
         let test_rows: Vec<usize> = (0..data.len()).filter(|&r| folds[r] == fold).collect();
-        let fitted =
-            fit_recipe(&data, &train_rows, &groups, &cv.recipe, device, cv.seed.wrapping_add(fold as u64 + 1))?;
-        let p = fitted.weights.probabilities(&data.gather(&test_rows));
-        for (i, &r) in test_rows.iter().enumerate() {
-            probabilities[r * classes..(r + 1) * classes].copy_from_slice(&p[i * classes..(i + 1) * classes]);
+        let fitted = fit_recipe(data, &train_rows, groups, &cv.recipe, device, cv.seed.wrapping_add(fold as u64 + 1))?;
+        for (view, out) in views.iter().zip(&mut probabilities) {
+            let p = fitted.weights.probabilities(&view.gather(&test_rows));
+            for (i, &r) in test_rows.iter().enumerate() {
+                out[r * classes..(r + 1) * classes].copy_from_slice(&p[i * classes..(i + 1) * classes]);
+            }
+        }
+        for &r in &test_rows {
             threshold_of_row[r] = fitted.spam_threshold;
         }
         fold_thresholds.extend(fitted.spam_threshold);
@@ -683,20 +814,26 @@ pub fn cross_validate(
         fold_epochs.push(fitted.best_epoch);
         progress(fold + 1, cv.folds);
     }
-    let scores = OutOfFold {
-        pool_rows: rows,
-        labels: data.labels.clone(),
-        probabilities,
-        thresholds: threshold_of_row,
-        spam_log_odds: None,
-    };
-    let mut result = summarise(task, &data.classes, &scores, groups.iter().collect::<HashSet<_>>().len())?;
-    result.fold_thresholds = fold_thresholds;
-    result.fold_temperatures = fold_temperatures;
-    result.fold_epochs = fold_epochs;
-    result.seconds = started.elapsed().as_secs_f64();
-    result.scores = Some(scores);
-    Ok(result)
+    let group_count = groups.iter().collect::<HashSet<_>>().len();
+    let mut results = Vec::with_capacity(views.len());
+    for (index, probabilities) in probabilities.into_iter().enumerate() {
+        let scores = OutOfFold {
+            pool_rows: rows.clone(),
+            labels: data.labels.clone(),
+            probabilities,
+            thresholds: threshold_of_row.clone(),
+            spam_log_odds: None,
+        };
+        let mut result = summarise(task, &data.classes, &scores, group_count)?;
+        result.model = pool.view_model_name(MODEL_IMAGE, index);
+        result.fold_thresholds = fold_thresholds.clone();
+        result.fold_temperatures = fold_temperatures.clone();
+        result.fold_epochs = fold_epochs.clone();
+        result.seconds = started.elapsed().as_secs_f64();
+        result.scores = Some(scores);
+        results.push(result);
+    }
+    Ok(results)
 }
 
 /// The out-of-fold scores of a cross-validation: every row scored by the head of the fold that

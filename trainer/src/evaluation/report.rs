@@ -48,7 +48,16 @@ impl EvaluationReport {
             command,
             cross_validation: cv.clone(),
             datasets,
-            features: pool.source.describe(),
+            features: match &pool.scoring {
+                None => pool.source.describe(),
+                Some(scoring) => format!(
+                    "{} (training, validation, thresholds, and the held-out scores of the image and fused \
+                     models); the models marked ({}) are the same fitted models scoring held-out rows with {}",
+                    pool.source.describe(),
+                    scoring.label,
+                    scoring.source.describe()
+                ),
+            },
             ocr_engine: pool.ocr_engine.clone(),
             tasks,
         }
@@ -250,10 +259,20 @@ impl EvaluationReport {
             // One plot per cross-validated task (the parts of `all` are in its table and JSON).
             for task in self.tasks.iter().filter(|t| t.trained_on.is_none()) {
                 let Some(curves) = &task.curves else { continue };
-                let file = if task.model == super::MODEL_IMAGE {
+                // `image (int8)` → `<task>.image.int8.png`.
+                let model: String = task
+                    .model
+                    .chars()
+                    .filter_map(|c| match c {
+                        ' ' => Some('.'),
+                        '(' | ')' => None,
+                        c => Some(c),
+                    })
+                    .collect();
+                let file = if model == super::MODEL_IMAGE {
                     task.task.name.clone()
                 } else {
-                    format!("{}.{}", task.task.name, task.model)
+                    format!("{}.{model}", task.task.name)
                 };
                 let point = task.at_threshold.as_ref().and_then(|m| {
                     let spam = m.classes.iter().find(|c| c.label == super::SPAM)?;
