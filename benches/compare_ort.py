@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Backbone throughput: spamlens (tract) vs onnxruntime, same ONNX, same images, 2 threads each.
+"""Backbone throughput: spamlens (tract) vs onnxruntime, same ONNX, same images, in one run.
 
-Both sides decode + preprocess every image and run it through the backbone; both use two cores.
-onnxruntime: one session with intra_op_num_threads=2 (its standard way to use two cores), and two
-sessions with one thread each in two Python threads (onnxruntime releases the GIL while running).
-spamlens: `spamlens-throughput` with two workers sharing one model (1 thread each) and with one
-worker using 2 intra-op threads. Prints images/s per configuration and the ratio best-vs-best.
+Both sides decode + preprocess every image and run it through the backbone, on one core and on
+every core this process may use. On all cores each side gets its best layout: onnxruntime one
+session with intra_op_num_threads=N or N sessions with one thread each (in Python threads;
+onnxruntime releases the GIL while running); spamlens (`spamlens-throughput`) N workers sharing
+one model or one worker with N intra-op threads. The f32 backbone and its int8-weight version
+(`spamlens-train quantize`) are both measured. Prints images/s per configuration and the ratios.
 
-Usage: python3 benches/compare_ort.py [--model PATH] [--images N] [--repeat R]
-(builds the bench binary with `cargo build --release -p spamlens-benches` first).
+Usage: python3 benches/compare_ort.py [--model PATH] [--int8 PATH] [--images N] [--repeat R] [--binary B]
+(build first: `cargo build --release -p spamlens-benches -p spamlens-trainer`; --binary
+target/debug/spamlens-throughput works too, dependencies are optimised in the dev profile).
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -76,25 +79,51 @@ def ours(binary, model, images, repeat, workers, intra):
     return json.loads(out.stdout)["images_per_second"]
 
 
+def measure(label, model, binary, images, repeat, cores):
+    """One model: onnxruntime and spamlens on one core and on every core (best layout of each)."""
+    ort_one = ort_throughput(model, images, repeat, 1, 1)
+    ours_one = ours(binary, model, images, repeat, 1, 1)
+    ort_all = {
+        f"1 session x {cores} threads": ort_throughput(model, images, repeat, 1, cores),
+        f"{cores} sessions x 1 thread": ort_throughput(model, images, repeat, cores, 1),
+    }
+    ours_all = {
+        f"{cores} workers x 1 thread": ours(binary, model, images, repeat, cores, 1),
+        f"1 worker x {cores} threads": ours(binary, model, images, repeat, 1, cores),
+    }
+    print(f"{label}: {model}")
+    print(f"  1 core      onnxruntime {ort_one:7.2f} images/s   spamlens {ours_one:7.2f}   ratio {ours_one / ort_one:.2f}")
+    for name, value in ort_all.items():
+        print(f"  {cores} cores     onnxruntime {value:7.2f} images/s ({name})")
+    for name, value in ours_all.items():
+        print(f"  {cores} cores     spamlens    {value:7.2f} images/s ({name})")
+    best_ort, best_ours = max(ort_all.values()), max(ours_all.values())
+    print(f"  {cores} cores     ratio spamlens/onnxruntime (best vs best): {best_ours / best_ort:.2f}")
+    return {"one_core": ours_one / ort_one, "all_cores": best_ours / best_ort}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(Path(os.environ.get("SPAMLENS_MODELS", SHARED / "models")) / "resnet50-v1-keras-imagenet.onnx"))
+    parser.add_argument("--int8", help="the int8-weight model (default: made from --model with `spamlens-train quantize`)")
+    parser.add_argument("--train-binary", default=None, help="spamlens-train, to make the int8 model")
     parser.add_argument("--images", type=int, default=23)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "spamlens-throughput"))
     args = parser.parse_args()
     images = image_list(args.images)
-    print(f"{len(images)} images x {args.repeat}, model {args.model}, onnxruntime {ort.__version__}")
-    results = {}
-    results["onnxruntime 1 session x 2 threads"] = ort_throughput(args.model, images, args.repeat, 1, 2)
-    results["onnxruntime 2 sessions x 1 thread"] = ort_throughput(args.model, images, args.repeat, 2, 1)
-    results["spamlens 2 workers x 1 thread"] = ours(args.binary, args.model, images, args.repeat, 2, 1)
-    results["spamlens 1 worker x 2 threads"] = ours(args.binary, args.model, images, args.repeat, 1, 2)
-    for name, value in results.items():
-        print(f"{name:38s} {value:7.2f} images/s")
-    best_ort = max(v for k, v in results.items() if k.startswith("onnxruntime"))
-    best_ours = max(v for k, v in results.items() if k.startswith("spamlens"))
-    print(f"ratio spamlens/onnxruntime (best vs best): {best_ours / best_ort:.2f}")
+    cores = len(os.sched_getaffinity(0))
+    print(f"{len(images)} images x {args.repeat}, onnxruntime {ort.__version__}, {cores} cores")
+    int8 = args.int8
+    if int8 is None:
+        train = args.train_binary or str(Path(args.binary).parent / "spamlens-train")
+        int8 = str(Path(tempfile.mkdtemp()) / "model.int8.onnx")
+        subprocess.run([train, "quantize", args.model, "--out", int8], check=True, capture_output=True)
+    ratios = {
+        "f32": measure("f32 weights", args.model, args.binary, images, args.repeat, cores),
+        "int8": measure("int8 weights (widened to f32 at load; onnxruntime runs DequantizeLinear)", int8, args.binary, images, args.repeat, cores),
+    }
+    print("summary: " + ", ".join(f"{k} {v['one_core']:.2f} (1 core) / {v['all_cores']:.2f} ({cores} cores)" for k, v in ratios.items()))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 // preprocessing) through tract-wasm (the spamlens package, in this thread) and onnxruntime-web
 // (wasm execution provider, SIMD, one thread), alternating image by image.
 import { createScanner } from '/pkg/src/index.js';
+import { loadWasm } from '/pkg/src/wasm.js';
 import * as ort from '/ort/ort.wasm.min.mjs';
 
 const params = new URLSearchParams(location.search);
@@ -72,6 +73,9 @@ async function main() {
     images: images.length,
     rounds,
     tractLoadMillis: tractLoad,
+    // The module's linear memory (only grows): after the model load, and after every run.
+    tractMemoryAfterLoad: scanner.info.wasmMemoryBytes,
+    tractMemoryAfterRuns: (await loadWasm()).memoryBytes(),
     ortLoadMillis: ortLoad,
     tractMedianMillis: median(tract),
     ortMedianMillis: median(onnx),

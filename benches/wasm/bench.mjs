@@ -134,7 +134,10 @@ console.log(`  spamlens native (${native.replace(repo + "/", "")}, --jobs 1)  ${
 console.log(`  ratio wasm / native                       ${(r.tractClassifyMedianMillis / nativeMedian).toFixed(2)}`);
 console.log('model load (parse + optimise), ms');
 console.log(`  tract-wasm ${r.tractLoadMillis.toFixed(0)}, onnxruntime-web ${r.ortLoadMillis.toFixed(0)}`);
+console.log('wasm linear memory (one worker: model + plan + buffers; it never shrinks)');
+console.log(`  after load ${mb(r.tractMemoryAfterLoad)}, after ${images.length * (rounds + 1)} images ${mb(r.tractMemoryAfterRuns)}`);
 console.log('download size                               raw        gzip -9');
+console.log(`  model ${basename(model).padEnd(36)} ${mb((await size(model)).raw)}   ${mb((await size(model)).gzip)}`);
 console.log(`  spamlens_relaxed.wasm                     ${mb(ours.relaxed.raw)}   ${mb(ours.relaxed.gzip)}`);
 console.log(`  spamlens_simd.wasm                        ${mb(ours.simd.raw)}   ${mb(ours.simd.gzip)}`);
 console.log(`  spamlens glue js                          ${mb(ours.glue.raw)}   ${mb(ours.glue.gzip)}`);

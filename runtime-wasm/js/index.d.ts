@@ -130,6 +130,11 @@ export interface ModelInfo {
   source: 'cache' | 'network' | 'bytes';
   /** Whether the model is now in the Cache API store. */
   cached: boolean;
+  /**
+   * The wasm module's linear memory once the model is loaded, in bytes: what this worker holds
+   * (WebAssembly memory never shrinks, so it is also the load's peak).
+   */
+  wasmMemoryBytes: number;
   metadata: Record<string, string>;
 }
 

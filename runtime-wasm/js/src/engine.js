@@ -35,6 +35,7 @@ export class Engine {
     }
     info.source = source.source;
     info.cached = source.cached;
+    info.wasmMemoryBytes = wasm.memoryBytes();
     let ocr = null;
     if (info.ocr && options.ocr !== false) {
       try {

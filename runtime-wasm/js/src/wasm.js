@@ -38,7 +38,7 @@ let loading = null;
 /**
  * Initialises the module once; later calls share the first. `variant` ('relaxed' | 'simd') forces
  * one (benchmarks); `wasmUrl` overrides where the module is fetched from (a CDN, say).
- * Resolves to `{ Classifier, TextFilter, parseEmail, feedback, version, simd }`.
+ * Resolves to `{ Classifier, TextFilter, parseEmail, feedback, version, simd, memoryBytes }`.
  */
 export function loadWasm({ variant, wasmUrl } = {}) {
   if (!loading) {
@@ -52,8 +52,10 @@ export function loadWasm({ variant, wasmUrl } = {}) {
         const fs = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:fs/promises');
         source = await fs.readFile(url);
       }
-      await init({ module_or_path: source });
-      return { Classifier, TextFilter, parseEmail, feedback, version: version(), simd: simdLevel() };
+      const exports = await init({ module_or_path: source });
+      // Linear memory only grows, so its size is the realm's peak (the model load sets it).
+      const memoryBytes = () => exports.memory.buffer.byteLength;
+      return { Classifier, TextFilter, parseEmail, feedback, version: version(), simd: simdLevel(), memoryBytes };
     })();
     loading.catch(() => {
       loading = null;
