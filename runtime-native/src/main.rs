@@ -120,7 +120,8 @@ enum Command {
         /// Address to listen on (port 0: any free port; the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// A combined model. Default: the built-in head on the fetched backbone.
+        /// A combined model. Default: the built-in head on the fetched backbone, with int8
+        /// convolution weights (a quarter of the download; `spamlens-train quantize` makes them).
         #[arg(long, env = "SPAMLENS_MODEL")]
         model: Option<PathBuf>,
         /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).
@@ -225,7 +226,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Demo { listen, model, backbone, www, package, export } => {
             let model = match model {
                 Some(path) => path,
-                None => default_model::default_model(backbone.as_deref())?,
+                None => default_model::default_browser_model(backbone.as_deref())?,
             };
             let site = demo::DemoSite::prepare(www, package, &model)?;
             if let Some(dir) = export {

@@ -64,17 +64,32 @@ fn spamlens() -> Command {
 /// Native `spamlens classify --json` on `files` with the default model: the reference results, keyed
 /// by file name, and the combined model's path.
 fn native_reference(files: &[PathBuf]) -> (Vec<Value>, PathBuf) {
-    let out = spamlens().arg("classify").arg("--json").args(files).output().unwrap();
+    let lines = native_classify(files, None);
+    let model = cached_model(|name| !name.ends_with(".int8.onnx")).expect("the default model is cached after classify");
+    (lines, model)
+}
+
+/// Native `spamlens classify --json` on `files` with `model` (default: the built-in one).
+fn native_classify(files: &[PathBuf], model: Option<&Path>) -> Vec<Value> {
+    let mut command = spamlens();
+    command.arg("classify").arg("--json");
+    if let Some(model) = model {
+        command.arg("--model").arg(model);
+    }
+    let out = command.args(files).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "native classify failed\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), files.len());
-    let model = std::fs::read_dir(cache_dir().join("models"))
-        .unwrap()
+    lines
+}
+
+/// A model in the shared cache whose file name `wanted` accepts.
+fn cached_model(wanted: impl Fn(&str) -> bool) -> Option<PathBuf> {
+    std::fs::read_dir(cache_dir().join("models"))
+        .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "onnx"))
-        .expect("the default model is cached after classify");
-    (lines, model)
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".onnx") && wanted(n)))
 }
 
 fn file_name(path: &str) -> String {
@@ -233,12 +248,14 @@ fn demo_page_classifies_like_native_in_headless_chromium() {
     files.push(corrupt.clone());
     files.extend(dataset.iter().cloned());
     let good: Vec<PathBuf> = shared.iter().chain(&dataset).cloned().collect();
-    let (native, _) = native_reference(&good);
 
     let mut command = spamlens();
     command.args(["demo", "--listen", "127.0.0.1:0"]);
     let (_server, url) =
         start(command, |line| line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned));
+    // The page gets the built-in model with int8 weights; native runs the same file for parity.
+    let served = cached_model(|name| name.ends_with(".int8.onnx")).expect("the demo serves the int8 built-in model");
+    let native = native_classify(&good, Some(&served));
     let artefacts = workspace().join("target/browser-artifacts");
     std::fs::create_dir_all(&artefacts).unwrap();
     let screenshot = artefacts.join("demo.png");
@@ -312,7 +329,11 @@ fn exported_demo_works_on_a_plain_static_server() {
         line.split(['(', ')']).find(|w| w.starts_with("http://")).map(str::to_owned)
     });
     let files: Vec<PathBuf> = spamlens_integration_tests::test_images().into_iter().map(|(p, _)| p).collect();
-    let (native, _) = native_reference(&files);
+    let served = site.path().join(manifest["url"].as_str().unwrap());
+    // The built-in model goes to browsers with int8 convolution weights: under 30 MB, not ~96 MB.
+    let bytes = manifest["bytes"].as_u64().unwrap();
+    assert!((20_000_000..30_000_000).contains(&bytes), "the page downloads {bytes} bytes of model");
+    let native = native_classify(&files, Some(&served));
     // Two workers: the first downloads and caches the model, the second loads it from the cache.
     let page = run_page(&format!("{url}?workers=2"), &files, None, None);
     assert_eq!(page["problems"], serde_json::json!([]), "{page}");

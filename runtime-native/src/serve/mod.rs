@@ -360,6 +360,7 @@ async fn grace_expired(mut stop: tokio::sync::watch::Receiver<bool>, grace: Dura
 fn load(state: &AppState, model: Option<PathBuf>, backbone: Option<&std::path::Path>) -> Result<()> {
     let started = Instant::now();
     let settings = &state.settings;
+    let built_in = model.is_none();
     let path = match model {
         Some(path) => path,
         None => crate::default_model::default_model(backbone)?,
@@ -395,8 +396,18 @@ fn load(state: &AppState, model: Option<PathBuf>, backbone: Option<&std::path::P
         .context("starting the inference workers")?;
     let preprocessor = Preprocessor::start(settings.decode_threads).context("starting the decode threads")?;
     if let Some((www, package)) = &settings.demo {
-        let size = std::fs::metadata(&path).with_context(|| format!("reading {name}"))?.len();
-        let site = DemoSite::with_classifier(www.clone(), package.clone(), &path, &classifier, size)?;
+        // The built-in model goes to browsers with int8 weights (as `spamlens demo` serves it); a
+        // model given with --model is served as it is.
+        let site = if built_in {
+            DemoSite::prepare(
+                Some(www.clone()),
+                Some(package.clone()),
+                &crate::default_model::default_browser_model(backbone)?,
+            )?
+        } else {
+            let size = std::fs::metadata(&path).with_context(|| format!("reading {name}"))?.len();
+            DemoSite::with_classifier(www.clone(), package.clone(), &path, &classifier, size)?
+        };
         let _ = state.demo.set(site.router());
     }
     let sha = model.sha256().to_owned();
