@@ -187,14 +187,25 @@ impl Classifier {
     /// and checks its contract: labels, a known preprocessing, an image input, a `probabilities`
     /// output with one value per label, and for a fused model its OCR contract and text inputs.
     pub fn from_bytes(bytes: &[u8], name: &str, options: &ModelOptions) -> Result<Self> {
-        let options = ModelOptions {
+        Self::from_model(Model::from_bytes(bytes, name, &Self::model_options(options))?, name)
+    }
+
+    /// [`Classifier::from_bytes`] taking the bytes, freed once parsed ([`Model::from_vec`]).
+    pub fn from_vec(bytes: Vec<u8>, name: &str, options: &ModelOptions) -> Result<Self> {
+        Self::from_model(Model::from_vec(bytes, name, &Self::model_options(options))?, name)
+    }
+
+    fn model_options(options: &ModelOptions) -> ModelOptions {
+        ModelOptions {
             outputs: None,
             // A convolutional backbone runs fastest one image per plan on CPU (see `Batching`).
             batching: Batching::PerItem,
             ..options.clone()
-        };
+        }
+    }
+
+    fn from_model(model: Model, name: &str) -> Result<Self> {
         let signature = |reason: String| Error::ModelSignature { model: name.to_owned(), reason };
-        let model = Model::from_bytes(bytes, name, &options)?;
         if !model.output_names().iter().any(|o| o == PROBABILITIES_OUTPUT) {
             return Err(signature(format!(
                 "no '{PROBABILITIES_OUTPUT}' output (outputs: {}); not a spamlens classifier \

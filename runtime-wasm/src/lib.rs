@@ -166,10 +166,13 @@ impl Classifier {
     /// Loads, checks and optimises a combined model from its bytes; `name` (e.g. its URL) names it
     /// in errors. Refuses plain backbones, head-only graphs and anything that is not ONNX.
     #[wasm_bindgen(constructor)]
-    pub fn new(bytes: &[u8], name: Option<String>) -> Result<Classifier, JsError> {
+    pub fn new(bytes: Vec<u8>, name: Option<String>) -> Result<Classifier, JsError> {
         let name = name.unwrap_or_else(|| "model".to_owned());
-        let inner = CoreClassifier::from_bytes(bytes, &name, &ModelOptions::default())?;
-        Ok(Classifier { inner, bytes: bytes.len() })
+        let size = bytes.len();
+        // Owned: the copy in wasm memory is freed once parsed, which lowers the load's peak
+        // (wasm memory never shrinks, so the peak is what the worker keeps).
+        let inner = CoreClassifier::from_vec(bytes, &name, &ModelOptions::default())?;
+        Ok(Classifier { inner, bytes: size })
     }
 
     /// The model's contract and provenance: name, sha256, labels, metrics, and all `metadata_props`.

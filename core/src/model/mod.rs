@@ -158,12 +158,25 @@ impl ModelOutputs {
 impl Model {
     /// Parses, checks and optimises ONNX `bytes`; `name` is used in every error about this model.
     pub fn from_bytes(bytes: &[u8], name: &str, options: &ModelOptions) -> Result<Self> {
+        Self::load(std::borrow::Cow::Borrowed(bytes), name, options)
+    }
+
+    /// [`Model::from_bytes`] taking the bytes, which are freed as soon as they are parsed: where
+    /// memory never shrinks (a WebAssembly worker), the load's peak is then one copy lower.
+    pub fn from_vec(bytes: Vec<u8>, name: &str, options: &ModelOptions) -> Result<Self> {
+        Self::load(std::borrow::Cow::Owned(bytes), name, options)
+    }
+
+    fn load(bytes: std::borrow::Cow<'_, [u8]>, name: &str, options: &ModelOptions) -> Result<Self> {
         let load_error = |reason: String| Error::ModelLoad { model: name.to_owned(), reason };
         let signature_error = |reason: String| Error::ModelSignature { model: name.to_owned(), reason };
         if bytes.is_empty() {
             return Err(load_error("empty file (0 bytes)".into()));
         }
-        let mut proto = pb::ModelProto::decode(bytes).map_err(|e| load_error(format!("not an ONNX protobuf ({e})")))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let decoded = pb::ModelProto::decode(&*bytes);
+        drop(bytes);
+        let mut proto = decoded.map_err(|e| load_error(format!("not an ONNX protobuf ({e})")))?;
         let graph = proto.graph.as_mut().ok_or_else(|| load_error("the ONNX file has no graph".into()))?;
         widen::dequantize_constant_weights(graph).map_err(|e| load_error(format!("stored weights: {e}")))?;
         let graph = &*graph;
@@ -231,15 +244,7 @@ impl Model {
             },
         };
 
-        Ok(Model {
-            name: name.to_owned(),
-            plan,
-            per_item,
-            inputs,
-            output_names,
-            metadata,
-            sha256: hex::encode(Sha256::digest(bytes)),
-        })
+        Ok(Model { name: name.to_owned(), plan, per_item, inputs, output_names, metadata, sha256 })
     }
 
     /// The name given at load time (used in errors).

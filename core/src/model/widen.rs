@@ -136,3 +136,113 @@ fn floats(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
     }
     Ok(values)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(name: &str, dims: &[i64], data_type: DataType, raw_data: Vec<u8>) -> pb::TensorProto {
+        pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: data_type as i32,
+            raw_data,
+            ..Default::default()
+        }
+    }
+
+    fn floats_raw(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn dequantize_node(inputs: &[&str], output: &str, axis: Option<i64>) -> pb::NodeProto {
+        pb::NodeProto {
+            name: format!("{output}.dq"),
+            op_type: "DequantizeLinear".into(),
+            input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+            output: vec![output.into()],
+            attribute: axis
+                .map(|i| pb::AttributeProto {
+                    name: "axis".into(),
+                    r#type: pb::attribute_proto::AttributeType::Int as i32,
+                    i,
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn widened(graph: &pb::GraphProto, name: &str) -> Vec<f32> {
+        let t = graph.initializer.iter().find(|t| t.name == name).expect("widened initialiser");
+        assert_eq!(t.data_type, DataType::Float as i32);
+        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    }
+
+    #[test]
+    fn per_axis_int8_and_per_tensor_uint8_widen_to_what_dequantize_linear_means() {
+        let mut graph = pb::GraphProto {
+            initializer: vec![
+                // [2, 3] int8 along axis 0: rows scaled by 0.5 and 2.
+                tensor("w", &[2, 3], DataType::Int8, [1i8, -2, 3, 4, -5, 127].iter().map(|&q| q as u8).collect()),
+                tensor("w.scale", &[2], DataType::Float, floats_raw(&[0.5, 2.0])),
+                tensor("w.zero", &[2], DataType::Int8, vec![0, 0]),
+                // uint8 per tensor with zero point 128.
+                tensor("u", &[3], DataType::Uint8, vec![128, 130, 0]),
+                tensor("u.scale", &[], DataType::Float, floats_raw(&[0.25])),
+                tensor("u.zero", &[], DataType::Uint8, vec![128]),
+            ],
+            node: vec![
+                dequantize_node(&["w", "w.scale", "w.zero"], "w_f32", Some(0)),
+                dequantize_node(&["u", "u.scale", "u.zero"], "u_f32", None),
+                pb::NodeProto {
+                    op_type: "Add".into(),
+                    input: vec!["x".into(), "w_f32".into()],
+                    output: vec!["y".into()],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(dequantize_constant_weights(&mut graph).unwrap(), 2);
+        assert_eq!(widened(&graph, "w_f32"), vec![0.5, -1.0, 1.5, 8.0, -10.0, 254.0]);
+        assert_eq!(widened(&graph, "u_f32"), vec![0.0, 0.5, -32.0]);
+        // The dequantisations are gone, their integer inputs too; the Add stays.
+        assert_eq!(graph.node.len(), 1);
+        assert!(graph.initializer.iter().all(|t| t.data_type == DataType::Float as i32), "{:?}", graph.initializer);
+    }
+
+    #[test]
+    fn a_dequantize_of_a_graph_input_is_left_to_tract_and_bad_scales_are_named() {
+        let mut graph = pb::GraphProto {
+            initializer: vec![tensor("s", &[], DataType::Float, floats_raw(&[0.1]))],
+            node: vec![dequantize_node(&["x", "s"], "y", None)],
+            ..Default::default()
+        };
+        assert_eq!(dequantize_constant_weights(&mut graph).unwrap(), 0);
+        assert_eq!(graph.node.len(), 1);
+
+        let mut graph = pb::GraphProto {
+            initializer: vec![
+                tensor("w", &[2, 2], DataType::Int8, vec![1, 2, 3, 4]),
+                tensor("w.scale", &[2], DataType::Float, floats_raw(&[0.5, -1.0])),
+            ],
+            node: vec![dequantize_node(&["w", "w.scale"], "w_f32", Some(0))],
+            ..Default::default()
+        };
+        let err = dequantize_constant_weights(&mut graph).unwrap_err();
+        assert!(err.contains("w_f32.dq") && err.contains("not a positive finite number"), "{err}");
+
+        let mut graph = pb::GraphProto {
+            initializer: vec![
+                tensor("w", &[2, 2], DataType::Int8, vec![1, 2, 3]),
+                tensor("w.scale", &[], DataType::Float, floats_raw(&[0.5])),
+            ],
+            node: vec![dequantize_node(&["w", "w.scale"], "w_f32", None)],
+            ..Default::default()
+        };
+        let err = dequantize_constant_weights(&mut graph).unwrap_err();
+        assert!(err.contains("3 values for dims [2, 2]"), "{err}");
+    }
+}
