@@ -3,12 +3,13 @@
 //! about it (matmul kernel, packing), slowest first, then the total per operator kind.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use spamlens_core::{Batching, DecodeLimits, Model, ModelOptions, Preprocessing, prepare_image};
+use spamlens_core::{Batching, DecodeLimits, Model, ModelOptions, NodeTiming, Preprocessing, prepare_image};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -50,15 +51,30 @@ fn main() -> Result<()> {
         entry.0 += node.time;
         entry.1 += 1;
     }
-    println!("total {:.2} ms per run, {} nodes", total.as_secs_f64() * 1e3, nodes.len());
+    // A closed stdout (`| head`) ends the listing quietly instead of panicking in println!.
+    match print_report(&mut std::io::stdout().lock(), &mut nodes, by_op, total, args.top) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the profile"),
+    }
+}
+
+fn print_report(
+    out: &mut impl Write,
+    nodes: &mut [NodeTiming],
+    by_op: BTreeMap<String, (Duration, usize)>,
+    total: Duration,
+    top: usize,
+) -> std::io::Result<()> {
+    writeln!(out, "total {:.2} ms per run, {} nodes", total.as_secs_f64() * 1e3, nodes.len())?;
     let mut ops: Vec<_> = by_op.into_iter().collect();
     ops.sort_by_key(|(_, (time, _))| std::cmp::Reverse(*time));
     for (op, (time, count)) in ops {
-        println!("{:>8.2} ms {:>5.1}%  {count:>4} x {op}", time.as_secs_f64() * 1e3, share(time, total));
+        writeln!(out, "{:>8.2} ms {:>5.1}%  {count:>4} x {op}", time.as_secs_f64() * 1e3, share(time, total))?;
     }
     nodes.sort_by_key(|node| std::cmp::Reverse(node.time));
-    for node in nodes.iter().take(args.top) {
-        println!(
+    for node in nodes.iter().take(top) {
+        writeln!(
+            out,
             "{:>8.2} ms {:>5.1}%  {} {} -> {}\n      {}",
             node.time.as_secs_f64() * 1e3,
             share(node.time, total),
@@ -66,7 +82,7 @@ fn main() -> Result<()> {
             node.name,
             node.output,
             node.detail
-        );
+        )?;
     }
     Ok(())
 }
