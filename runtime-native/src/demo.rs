@@ -115,6 +115,26 @@ impl DemoSite {
         classifier: &Classifier,
         bytes: u64,
     ) -> Result<Self> {
+        Self::serving(www, package, model, classifier, classifier.model().sha256().to_owned(), bytes)
+    }
+
+    /// The site serving `model`, a storage variant of the model `classifier` runs (its weights in
+    /// int8: same labels, thresholds and OCR contract), without loading it a second time: only its
+    /// bytes are read, for their sha256 and size.
+    pub fn with_variant_of(www: PathBuf, package: PathBuf, model: &Path, classifier: &Classifier) -> Result<Self> {
+        let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+        let sha256 = spamlens_core::scan::sha256_hex(&bytes);
+        Self::serving(www, package, model, classifier, sha256, bytes.len() as u64)
+    }
+
+    fn serving(
+        www: PathBuf,
+        package: PathBuf,
+        model: &Path,
+        classifier: &Classifier,
+        sha256: String,
+        bytes: u64,
+    ) -> Result<Self> {
         let tessdata = match classifier.declared_text_inputs() {
             None => None,
             Some(text) => {
@@ -129,7 +149,7 @@ impl DemoSite {
             www,
             package,
             model: model.to_path_buf(),
-            sha256: classifier.model().sha256().to_owned(),
+            sha256,
             bytes,
             labels: classifier.labels().to_vec(),
             model_name: model.file_name().map_or_else(|| "model.onnx".to_owned(), |n| n.to_string_lossy().into_owned()),

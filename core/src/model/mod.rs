@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 
 mod widen;
 
+pub use widen::float_initializer;
+
 /// How a model is prepared for running.
 #[derive(Debug, Clone, Default)]
 pub struct ModelOptions {
@@ -371,13 +373,18 @@ impl Model {
     /// optimised plan in execution order (for benches: which operators and kernels dominate).
     pub fn profile(&self, inputs: Vec<Vec<f32>>, batch: usize, rounds: usize) -> Result<Vec<NodeTiming>> {
         let inference_error = |reason: String| Error::Inference { model: self.name.clone(), reason };
-        let batch = if self.per_item { 1 } else { batch };
+        if self.per_item && batch != 1 {
+            return Err(inference_error(format!(
+                "its plan runs one item at a time; cannot profile a batch of {batch}"
+            )));
+        }
+        let rounds = rounds.max(1);
         let values = self.input_values(inputs, batch)?;
         let model = self.plan.model();
         let mut totals: Vec<std::time::Duration> = vec![std::time::Duration::ZERO; model.nodes().len()];
         let mut state = tract_onnx::tract_core::plan::SimpleState::new(&self.plan)
             .map_err(|e| inference_error(format!("{e:#}")))?;
-        for _ in 0..rounds.max(1) {
+        for _ in 0..rounds {
             state
                 .run_plan_with_eval(values.clone(), |ctx, op_state, node, input| {
                     let started = std::time::Instant::now();
@@ -387,7 +394,6 @@ impl Model {
                 })
                 .map_err(|e| inference_error(format!("{e:#}")))?;
         }
-        let rounds = rounds.max(1) as u32;
         Ok(self
             .plan
             .order_without_consts()
@@ -399,7 +405,7 @@ impl Model {
                     op: node.op().name().to_string(),
                     detail: node.op().info().unwrap_or_default().join("; "),
                     output: node.outputs.iter().map(|o| format!("{:?}", o.fact)).collect::<Vec<_>>().join(", "),
-                    time: totals[id] / rounds,
+                    time: totals[id].div_f64(rounds as f64),
                 }
             })
             .collect())

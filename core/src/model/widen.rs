@@ -18,7 +18,7 @@ pub(crate) fn dequantize_constant_weights(graph: &mut pb::GraphProto) -> Result<
     let index: HashMap<String, usize> =
         graph.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
     let mut widened = Vec::new();
-    let mut folded_nodes = Vec::new();
+    let mut folded = vec![false; graph.node.len()];
     for (position, node) in graph.node.iter().enumerate() {
         if node.op_type != "DequantizeLinear" || !node.domain.is_empty() {
             continue;
@@ -36,25 +36,36 @@ pub(crate) fn dequantize_constant_weights(graph: &mut pb::GraphProto) -> Result<
             raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
             ..Default::default()
         });
-        folded_nodes.push(position);
+        folded[position] = true;
     }
-    if folded_nodes.is_empty() {
+    if widened.is_empty() {
         return Ok(0);
     }
     let mut position = 0;
     graph.node.retain(|_| {
         position += 1;
-        !folded_nodes.contains(&(position - 1))
+        !folded[position - 1]
     });
     let still_read: std::collections::HashSet<&str> =
         graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
     let outputs: std::collections::HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     let widened_names: std::collections::HashSet<String> = widened.iter().map(|t| t.name.clone()).collect();
+    let mut dropped = std::collections::HashSet::new();
     graph.initializer.retain(|t| {
-        still_read.contains(t.name.as_str()) || outputs.contains(t.name.as_str()) || widened_names.contains(&t.name)
+        let keep = still_read.contains(t.name.as_str())
+            || outputs.contains(t.name.as_str())
+            || widened_names.contains(&t.name);
+        if !keep {
+            dropped.insert(t.name.clone());
+        }
+        keep
     });
+    // An IR-3 style graph lists its initialisers among its inputs: a dropped one must not become
+    // an input the caller has to feed.
+    graph.input.retain(|i| !dropped.contains(&i.name));
+    let count = widened.len();
     graph.initializer.extend(widened);
-    Ok(folded_nodes.len())
+    Ok(count)
 }
 
 /// `(x - zero_point) * scale` of one `DequantizeLinear`'s constant inputs.
@@ -64,7 +75,7 @@ fn dequantize(inputs: &[&pb::TensorProto], axis: i64) -> Result<Vec<f32>, String
         _ => return Err(format!("{} inputs (2 or 3 expected)", inputs.len())),
     };
     let values = integers(x)?;
-    let scales = floats(scale)?;
+    let scales = scales(scale)?;
     let zero_points = match inputs.get(2) {
         Some(zp) => integers(zp)?,
         None => vec![0; scales.len()],
@@ -118,18 +129,34 @@ fn integers(t: &pb::TensorProto) -> Result<Vec<i32>, String> {
     Ok(values)
 }
 
-/// The values of a FLOAT initialiser.
-fn floats(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
+/// The values of a FLOAT initialiser stored in the file (`raw_data` little-endian, or
+/// `float_data`), checked against its dims; errors name the tensor.
+pub fn float_initializer(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
     if t.data_type != DataType::Float as i32 {
-        return Err(format!("{}: scale element type {} is not float", t.name, t.data_type));
+        return Err(format!("{}: element type {} is not float", t.name, t.data_type));
+    }
+    if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
+        return Err(format!("{}: external data is not supported", t.name));
+    }
+    if !t.raw_data.len().is_multiple_of(4) {
+        return Err(format!("{}: {} raw bytes are not whole f32 values", t.name, t.raw_data.len()));
     }
     let values: Vec<f32> = if t.raw_data.is_empty() {
         t.float_data.clone()
     } else {
         t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
     };
-    if values.len() != element_count(t)? || values.is_empty() {
+    if values.len() != element_count(t)? {
         return Err(format!("{}: {} values for dims {:?}", t.name, values.len(), t.dims));
+    }
+    Ok(values)
+}
+
+/// The scales of a `DequantizeLinear`: a FLOAT initialiser of positive finite values.
+fn scales(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
+    let values = float_initializer(t)?;
+    if values.is_empty() {
+        return Err(format!("{}: no scale", t.name));
     }
     if let Some(s) = values.iter().find(|s| !s.is_finite() || **s <= 0.0) {
         return Err(format!("{}: scale {s} is not a positive finite number", t.name));
@@ -203,6 +230,8 @@ mod tests {
                     ..Default::default()
                 },
             ],
+            // IR-3 style: an initialiser listed among the inputs.
+            input: ["x", "w"].iter().map(|n| pb::ValueInfoProto { name: (*n).into(), ..Default::default() }).collect(),
             ..Default::default()
         };
         assert_eq!(dequantize_constant_weights(&mut graph).unwrap(), 2);
@@ -211,6 +240,8 @@ mod tests {
         // The dequantisations are gone, their integer inputs too; the Add stays.
         assert_eq!(graph.node.len(), 1);
         assert!(graph.initializer.iter().all(|t| t.data_type == DataType::Float as i32), "{:?}", graph.initializer);
+        let inputs: Vec<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(inputs, ["x"], "a dropped initialiser is no graph input");
     }
 
     #[test]

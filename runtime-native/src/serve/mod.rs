@@ -399,11 +399,8 @@ fn load(state: &AppState, model: Option<PathBuf>, backbone: Option<&std::path::P
         // The built-in model goes to browsers with int8 weights (as `spamlens demo` serves it); a
         // model given with --model is served as it is.
         let site = if built_in {
-            DemoSite::prepare(
-                Some(www.clone()),
-                Some(package.clone()),
-                &crate::default_model::default_browser_model(backbone)?,
-            )?
+            let browser_model = crate::default_model::default_browser_model(backbone)?;
+            DemoSite::with_variant_of(www.clone(), package.clone(), &browser_model, &classifier)?
         } else {
             let size = std::fs::metadata(&path).with_context(|| format!("reading {name}"))?.len();
             DemoSite::with_classifier(www.clone(), package.clone(), &path, &classifier, size)?

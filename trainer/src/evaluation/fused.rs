@@ -26,9 +26,6 @@ pub fn text_inputs(pool: &Pool, rows: &[usize], recipe: &TextRecipe) -> Result<(
     Ok((inputs, read))
 }
 
-/// One model's logits for a row and the threshold its decision uses.
-type Scored<'a> = (&'a Vec<f32>, Option<f32>);
-
 /// Cross-validates the fused recipe on one task; returns the image, text and fused results (in
 /// that order), then, when the pool has scoring features, the image and fused results of the same
 /// fitted models scored with them (`image (<label>)`, `fused (<label>)`; the text model does not
@@ -48,15 +45,12 @@ pub fn cross_validate_fused(
     let (texts, read) = text_inputs(pool, rows, text_recipe)?;
     let classes = data.classes.len();
     let n = data.len();
-    // Columns: image, text, fused of the training features, then image, fused of each other view.
-    let names: Vec<String> = [MODEL_IMAGE, MODEL_TEXT, MODEL_FUSED]
-        .into_iter()
-        .map(str::to_owned)
-        .chain(
-            (1..views.len()).flat_map(|v| [pool.view_model_name(MODEL_IMAGE, v), pool.view_model_name(MODEL_FUSED, v)]),
-        )
-        .collect();
-    let columns = names.len();
+    // Result columns as (feature view, model kind): image, text and fused of the training
+    // features, then image and fused of each other view (the text model never sees features).
+    const KINDS: [&str; 3] = [MODEL_IMAGE, MODEL_TEXT, MODEL_FUSED];
+    let column_of: Vec<(usize, usize)> =
+        (0..3).map(|kind| (0, kind)).chain((1..views.len()).flat_map(|v| [(v, 0), (v, 2)])).collect();
+    let columns = column_of.len();
     let mut probabilities = vec![vec![0.0f32; n * classes]; columns];
     let mut thresholds: Vec<Vec<Option<f32>>> = vec![vec![None; n]; columns];
     let spam = data.classes.iter().position(|c| c == super::SPAM);
@@ -78,26 +72,20 @@ pub fn cross_validate_fused(
             cv.seed.wrapping_add(fold as u64 + 1),
         )?;
         for &r in &test_rows {
-            for (v, view) in views.iter().enumerate() {
-                let logits = fitted.logits(view.row(r), &texts[r]);
-                // An image OCR failed on is decided by the image head, as at run time.
-                let (fused, fused_threshold) = if read[r] {
-                    (&logits.fused, fitted.fused_threshold)
-                } else {
-                    (&logits.image, fitted.image.spam_threshold)
+            let logits: Vec<_> = views.iter().map(|view| fitted.logits(view.row(r), &texts[r])).collect();
+            for (m, &(view, kind)) in column_of.iter().enumerate() {
+                let of_view = &logits[view];
+                let (z, threshold) = match kind {
+                    0 => (&of_view.image, fitted.image.spam_threshold),
+                    1 => (&of_view.text, fitted.text_threshold),
+                    _ if read[r] => (&of_view.fused, fitted.fused_threshold),
+                    // An image OCR failed on is decided by the image head, as at run time.
+                    _ => (&of_view.image, fitted.image.spam_threshold),
                 };
-                let image = (&logits.image, fitted.image.spam_threshold);
-                let outputs: Vec<(usize, Scored)> = if v == 0 {
-                    vec![(0, image), (1, (&logits.text, fitted.text_threshold)), (2, (fused, fused_threshold))]
-                } else {
-                    vec![(1 + 2 * v, image), (2 + 2 * v, (fused, fused_threshold))]
-                };
-                for (m, (z, threshold)) in outputs {
-                    probabilities[m][r * classes..(r + 1) * classes].copy_from_slice(&softmax(z));
-                    thresholds[m][r] = threshold;
-                    if let Some(spam) = spam {
-                        log_odds[m][r] = spam_log_odds(z, spam);
-                    }
+                probabilities[m][r * classes..(r + 1) * classes].copy_from_slice(&softmax(z));
+                thresholds[m][r] = threshold;
+                if let Some(spam) = spam {
+                    log_odds[m][r] = spam_log_odds(z, spam);
                 }
             }
         }
@@ -113,15 +101,7 @@ pub fn cross_validate_fused(
     let group_count = groups.iter().collect::<HashSet<_>>().len();
     let seconds = started.elapsed().as_secs_f64();
     let mut results = Vec::with_capacity(columns);
-    for (i, model) in names.into_iter().enumerate() {
-        // Column kind: 0 image, 1 text, 2 fused (views past the first have image and fused only).
-        let kind = if i < 3 {
-            i
-        } else if (i - 3) % 2 == 0 {
-            0
-        } else {
-            2
-        };
+    for (i, &(view, kind)) in column_of.iter().enumerate() {
         let scores = OutOfFold {
             pool_rows: rows.clone(),
             labels: data.labels.clone(),
@@ -133,7 +113,7 @@ pub fn cross_validate_fused(
         result.fold_thresholds = fold_thresholds[kind].clone();
         result.fold_temperatures = fold_temperatures[kind].clone();
         result.fold_epochs = if kind == 1 { Vec::new() } else { fold_epochs.clone() };
-        result.model = model;
+        result.model = pool.view_model_name(KINDS[kind], view);
         result.seconds = seconds;
         result.scores = Some(scores);
         results.push(result);
@@ -193,17 +173,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_fused_head_gets_what_either_side_alone_misses() {
-        let pool = synthetic_pool();
+    /// The toy task over [`synthetic_pool`], 3-fold cross-validation of a small head trained
+    /// `epochs` epochs, and a small text featurizer.
+    fn toy_setup(epochs: usize, standardize: bool) -> (TaskSpec, CrossValidation, TextRecipe) {
         let task = TaskSpec { name: "toy".into(), members: vec![("toy".into(), String::new())] };
         let recipe = Recipe {
             train: TrainOptions {
                 hidden: vec![8],
-                epochs: 60,
+                epochs,
                 batch_size: 32,
                 learning_rate: 1e-2,
-                standardize: true,
+                standardize,
                 ..TrainOptions::default()
             },
             ..Recipe::default()
@@ -211,6 +191,13 @@ mod tests {
         let cv = CrossValidation { folds: 3, seed: 1, recipe, image_signals: false, text: None };
         let text_recipe =
             TextRecipe { featurizer: TextFeaturizer { buckets: 256, min_n: 1, max_n: 3 }, ..TextRecipe::default() };
+        (task, cv, text_recipe)
+    }
+
+    #[test]
+    fn the_fused_head_gets_what_either_side_alone_misses() {
+        let pool = synthetic_pool();
+        let (task, cv, text_recipe) = toy_setup(60, true);
         let mut folds = 0;
         let results =
             cross_validate_fused(&pool, &task, &cv, &text_recipe, TrainDevice::Cpu, &mut |done, _| folds = done)
@@ -233,20 +220,7 @@ mod tests {
     #[test]
     fn scoring_features_rescore_the_same_fitted_models() {
         let mut pool = synthetic_pool();
-        let task = TaskSpec { name: "toy".into(), members: vec![("toy".into(), String::new())] };
-        let recipe = Recipe {
-            train: TrainOptions {
-                hidden: vec![8],
-                epochs: 30,
-                batch_size: 32,
-                learning_rate: 1e-2,
-                ..TrainOptions::default()
-            },
-            ..Recipe::default()
-        };
-        let cv = CrossValidation { folds: 3, seed: 1, recipe, image_signals: false, text: None };
-        let text_recipe =
-            TextRecipe { featurizer: TextFeaturizer { buckets: 256, min_n: 1, max_n: 3 }, ..TextRecipe::default() };
+        let (task, cv, text_recipe) = toy_setup(30, TrainOptions::default().standardize);
         let source = FeatureSource::Backbone { sha256: "11".repeat(32), preprocessing: "p".into() };
         pool.scoring =
             Some(ScoringFeatures { label: "same".into(), features: pool.features.clone(), source: source.clone() });

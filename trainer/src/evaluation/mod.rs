@@ -481,21 +481,20 @@ impl Pool {
     /// or `None` when held-out rows are scored with the training features.
     pub fn scoring_labelled(&self, rows: &[usize]) -> Option<LabelledFeatures> {
         let scoring = self.scoring.as_ref()?;
-        let mut data = self.labelled(rows);
-        data.features.clear();
-        for &r in rows {
-            data.features.extend_from_slice(&scoring.features[r * self.dim..(r + 1) * self.dim]);
-        }
-        data.source = scoring.source.clone();
-        Some(data)
+        Some(self.labelled_from(&scoring.features, &scoring.source, rows))
     }
 
     /// The rows as training data: features, labels in canonical class order, names.
     pub fn labelled(&self, rows: &[usize]) -> LabelledFeatures {
+        self.labelled_from(&self.features, &self.source, rows)
+    }
+
+    /// [`Pool::labelled`] with the features taken from `all` (row-major, aligned with the rows).
+    fn labelled_from(&self, all: &[f32], source: &FeatureSource, rows: &[usize]) -> LabelledFeatures {
         let classes = canonical_class_order(rows.iter().map(|&r| self.rows[r].label.as_str()));
         let mut features = Vec::with_capacity(rows.len() * self.dim);
         for &r in rows {
-            features.extend_from_slice(&self.features[r * self.dim..(r + 1) * self.dim]);
+            features.extend_from_slice(&all[r * self.dim..(r + 1) * self.dim]);
         }
         LabelledFeatures {
             features,
@@ -509,7 +508,7 @@ impl Pool {
                 .iter()
                 .map(|&r| format!("{}:{}", self.datasets[self.rows[r].dataset].name, self.rows[r].path))
                 .collect(),
-            source: self.source.clone(),
+            source: source.clone(),
             description: format!(
                 "{} images of {}",
                 rows.len(),

@@ -82,7 +82,7 @@ pub fn quantize_conv_weights(bytes: &[u8], name: &str) -> Result<(Vec<u8>, Quant
             initializers.push(tensor);
             continue;
         }
-        let values = float_values(&tensor).map_err(|reason| bad(format!("initializer {}: {reason}", tensor.name)))?;
+        let values = float_values(&tensor).map_err(|reason| bad(format!("initializer {reason}")))?;
         if values.len() < MIN_QUANTIZED_VALUES {
             report.kept_f32 += 1;
             initializers.push(tensor);
@@ -199,24 +199,11 @@ fn quantize_per_channel(values: &[f32], channels: usize) -> PerChannel {
     out
 }
 
-/// The f32 values of a FLOAT initialiser (`raw_data` or `float_data`).
+/// The f32 values of a FLOAT initialiser, all finite; errors start with its name.
 fn float_values(tensor: &pb::TensorProto) -> std::result::Result<Vec<f32>, String> {
-    let expected: i64 = tensor.dims.iter().product();
-    let values: Vec<f32> = if !tensor.raw_data.is_empty() {
-        if !tensor.raw_data.len().is_multiple_of(4) {
-            return Err(format!("{} raw bytes are not whole f32 values", tensor.raw_data.len()));
-        }
-        tensor.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-    } else if tensor.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
-        return Err("external data is not supported".into());
-    } else {
-        tensor.float_data.clone()
-    };
-    if values.len() as i64 != expected {
-        return Err(format!("{} values for dims {:?}", values.len(), tensor.dims));
-    }
+    let values = spamlens_core::model::float_initializer(tensor)?;
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-        return Err(format!("holds a non-finite weight ({v})"));
+        return Err(format!("{}: holds a non-finite weight ({v})", tensor.name));
     }
     Ok(values)
 }
