@@ -155,6 +155,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // SAFETY: the first statement of main, before any thread exists.
+    unsafe { spamlens_core::model::tuning::select_matmul_cost_model() };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -30,6 +30,8 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    // SAFETY: the first statement of main, before any thread exists.
+    unsafe { spamlens_core::model::tuning::select_matmul_cost_model() };
     let args = Args::parse();
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let options =

@@ -16,6 +16,7 @@ use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
 
+pub mod tuning;
 mod widen;
 
 pub use widen::float_initializer;
@@ -233,8 +234,10 @@ impl Model {
                     .set_input_fact(index, InferenceFact::dt_shape(f32::datum_type(), shape))
                     .map_err(|e| signature_error(format!("{e:#}")))?;
             }
-            let optimised = model.into_optimized().map_err(|e| load_error(format!("{e:#}")))?;
-            optimised.into_runnable_with_options(&run_options).map_err(|e| load_error(format!("{e:#}")))
+            tuning::with_engine_knobs(|| {
+                let optimised = model.into_optimized().map_err(|e| load_error(format!("{e:#}")))?;
+                optimised.into_runnable_with_options(&run_options).map_err(|e| load_error(format!("{e:#}")))
+            })
         };
         let symbol: TDim = model.symbols.sym("N").into();
         let (plan, per_item) = match options.batching {
