@@ -5,10 +5,12 @@ Both sides decode + preprocess every image and run it through the backbone, on o
 every core this process may use. On all cores each side gets its best layout: onnxruntime one
 session with intra_op_num_threads=N or N sessions with one thread each (in Python threads;
 onnxruntime releases the GIL while running); spamlens (`spamlens-throughput`) N workers sharing
-one model or one worker with N intra-op threads. The f32 backbone and its int8-weight version
-(`spamlens-train quantize`) are both measured. Prints images/s per configuration and the ratios.
+one model or one worker with N intra-op threads. Three versions of the model are measured: f32,
+int8 weights (`spamlens-train quantize`) and int8 compute (`quantize --calibrate` on the shared
+image sets: QLinearConv with calibrated activation ranges). Prints images/s per configuration and
+the ratios.
 
-Usage: python3 benches/compare_ort.py [--model PATH] [--int8 PATH] [--images N] [--repeat R] [--binary B]
+Usage: python3 benches/compare_ort.py [--model PATH] [--int8 PATH] [--qlinear PATH] [--images N] [--repeat R] [--binary B]
 (build first: `cargo build --release -p spamlens-benches -p spamlens-trainer`; --binary
 target/debug/spamlens-throughput works too, dependencies are optimised in the dev profile).
 """
@@ -106,7 +108,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(Path(os.environ.get("SPAMLENS_MODELS", SHARED / "models")) / "resnet50-v1-keras-imagenet.onnx"))
     parser.add_argument("--int8", help="the int8-weight model (default: made from --model with `spamlens-train quantize`)")
-    parser.add_argument("--train-binary", default=None, help="spamlens-train, to make the int8 model")
+    parser.add_argument("--qlinear", help="the int8-compute model (default: made from --model with "
+                        "`spamlens-train quantize --calibrate` on the shared image sets)")
+    parser.add_argument("--train-binary", default=None, help="spamlens-train, to make the int8 models")
     parser.add_argument("--images", type=int, default=23)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "spamlens-throughput"))
@@ -114,14 +118,20 @@ def main():
     images = image_list(args.images)
     cores = len(os.sched_getaffinity(0))
     print(f"{len(images)} images x {args.repeat}, onnxruntime {ort.__version__}, {cores} cores")
-    int8 = args.int8
+    train = args.train_binary or str(Path(args.binary).parent / "spamlens-train")
+    int8, qlinear = args.int8, args.qlinear
     if int8 is None:
-        train = args.train_binary or str(Path(args.binary).parent / "spamlens-train")
         int8 = str(Path(tempfile.mkdtemp()) / "model.int8.onnx")
         subprocess.run([train, "quantize", args.model, "--out", int8], check=True, capture_output=True)
+    if qlinear is None:
+        data = Path(os.environ.get("SPAMLENS_DATA", SHARED / "data" / "imagespam"))
+        qlinear = str(Path(tempfile.mkdtemp()) / "model.qlinear.onnx")
+        subprocess.run([train, "quantize", args.model, "--out", qlinear, "--calibrate", str(data / "dredze2007"),
+                        "--calibrate", str(data / "image-spam-hunter")], check=True, capture_output=True)
     ratios = {
         "f32": measure("f32 weights", args.model, args.binary, images, args.repeat, cores),
-        "int8": measure("int8 weights (widened to f32 at load; onnxruntime runs DequantizeLinear)", int8, args.binary, images, args.repeat, cores),
+        "int8 weights": measure("int8 weights (widened to f32 at load; onnxruntime runs DequantizeLinear)", int8, args.binary, images, args.repeat, cores),
+        "int8 compute": measure("int8 compute (QLinearConv, calibrated activations)", qlinear, args.binary, images, args.repeat, cores),
     }
     print("summary: " + ", ".join(f"{k} {v['one_core']:.2f} (1 core) / {v['all_cores']:.2f} ({cores} cores)" for k, v in ratios.items()))
 

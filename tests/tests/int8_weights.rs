@@ -2,12 +2,14 @@
 //! quarters the file, onnxruntime and tract agree on the quantised graph (so the load-time
 //! widening means what `DequantizeLinear` means), the features stay within rounding noise of the
 //! f32 backbone's, and the built-in fused model's decisions do not move on the shared images.
+//! The statically quantised backbone (`quantize --calibrate`, int8 compute) is checked the same way.
 
 use spamlens_core::classifier::{META_KIND, PROBABILITIES_OUTPUT};
 use spamlens_core::{Batching, DecodeLimits, FEATURES_OUTPUT, Model, ModelOptions, Preprocessing, prepare_image};
 use spamlens_integration_tests as fixtures;
 use spamlens_trainer::export::quantize::{META_WEIGHTS, WEIGHTS_INT8_PER_CHANNEL};
-use spamlens_trainer::export::{combine, quantize_conv_weights, read_head_graph};
+use spamlens_trainer::export::quantize_static::WEIGHTS_INT8_STATIC;
+use spamlens_trainer::export::{calibrate, combine, quantize_conv_weights, quantize_static, read_head_graph};
 
 fn images_and_tensors() -> (Vec<std::path::PathBuf>, Vec<Vec<f32>>) {
     let mut images: Vec<_> = fixtures::test_images().into_iter().map(|(p, _)| p).collect();
@@ -71,6 +73,67 @@ fn int8_backbone_matches_onnxruntime_and_stays_close_to_f32() {
     }
     println!("int8 vs f32 features: lowest cosine {worst:.5} over {} images", images.len());
     assert!(worst > 0.995, "int8 features drift from the f32 ones (cosine {worst})");
+}
+
+#[test]
+fn statically_quantised_backbone_matches_onnxruntime_and_stays_near_f32() {
+    let backbone_path = fixtures::reference_backbone();
+    let f32_bytes = std::fs::read(&backbone_path).unwrap();
+    let (images, tensors) = images_and_tensors();
+    // Calibrate on shared images that are not among the ones compared.
+    let calibration: Vec<(String, Vec<u8>)> = fixtures::dataset_sample(40)
+        .into_iter()
+        .filter(|p| !images.contains(p))
+        .take(8)
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    let ranges = calibrate(
+        &f32_bytes,
+        "backbone",
+        &Preprocessing::RESNET_IMAGENET_LETTERBOX,
+        calibration.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
+        2,
+        || {},
+    )
+    .unwrap();
+    assert_eq!(ranges.images + ranges.skipped.len(), calibration.len());
+    assert!(ranges.images >= 6, "calibration images left out: {:?}", ranges.skipped);
+    let (int8_bytes, report) = quantize_static(&f32_bytes, "backbone", &ranges).unwrap();
+    println!("{report:?}");
+    // Every ResNet-50 convolution but the first, which reads the 3-channel image.
+    assert_eq!((report.convolutions, report.kept_f32), (52, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let int8_path = dir.path().join("backbone.qlinear.onnx");
+    std::fs::write(&int8_path, &int8_bytes).unwrap();
+
+    let f32_model = per_item("f32", &f32_bytes, &[FEATURES_OUTPUT]);
+    let int8_model = per_item("int8", &int8_bytes, &[FEATURES_OUTPUT]);
+    assert_eq!(int8_model.metadata()[META_WEIGHTS], WEIGHTS_INT8_STATIC);
+    let run = |m: &Model| -> Vec<f32> {
+        tensors.iter().flat_map(|t| m.run(t.clone(), 1).unwrap().take(FEATURES_OUTPUT).unwrap().values).collect()
+    };
+    let (reference, quantized) = (run(&f32_model), run(&int8_model));
+
+    let ort = fixtures::onnxruntime_run(&int8_path, &tensors.concat(), images.len(), FEATURES_OUTPUT);
+    let mut engines = 1.0f64;
+    let mut cosines = Vec::new();
+    for ((a, b), o) in reference.chunks_exact(2048).zip(quantized.chunks_exact(2048)).zip(ort.chunks_exact(2048)) {
+        cosines.push(fixtures::cosine(a, b));
+        engines = engines.min(fixtures::cosine(o, b));
+    }
+    cosines.sort_by(f64::total_cmp);
+    let median = cosines[cosines.len() / 2];
+    println!(
+        "int8 compute: tract vs onnxruntime lowest cosine {engines:.5}; vs f32 features cosine median {median:.4}, \
+         lowest {:.4} over {} images",
+        cosines[0],
+        images.len()
+    );
+    // The engines may round a tie of a requantisation differently: one step of one activation.
+    assert!(engines > 0.999, "onnxruntime and tract disagree on the QLinearConv backbone (cosine {engines})");
+    // Per-tensor activation steps cost more than weight rounding; degenerate images (a 6×6 GIF,
+    // a 500×10 strip) drift most. Whether decisions move is the quality gate's question.
+    assert!(median > 0.98, "int8 compute features drift from the f32 ones (median cosine {median})");
 }
 
 #[test]

@@ -377,15 +377,19 @@ fn prepare_stores(args: &EvaluateArgs, backbone_path: &Path) -> Result<Vec<Datas
 }
 
 /// [`prepare_stores`] for another backbone: its stores are named `<dataset>[.<fit>].<sha12>.parquet`.
-/// Also returns what its results are called: `int8` for `spamlens-train quantize`'s output, else the
+/// Also returns what its results are called: `int8` for `spamlens-train quantize`'s output, `int8
+/// compute` for its `--calibrate` output, else the
 /// sha256's first 12 digits.
 fn prepare_scoring_stores(args: &EvaluateArgs, backbone_path: &Path) -> Result<(Vec<PathBuf>, String)> {
     let bytes = std::fs::read(backbone_path).with_context(|| format!("reading {}", backbone_path.display()))?;
     let sha = spamlens_core::scan::sha256_hex(&bytes);
-    let int8 = spamlens_trainer::export::quantize::weights_scheme(&bytes)
-        .is_some_and(|scheme| scheme == spamlens_trainer::export::quantize::WEIGHTS_INT8_PER_CHANNEL);
+    let scheme = spamlens_trainer::export::quantize::weights_scheme(&bytes);
     drop(bytes);
-    let label = if int8 { "int8".to_owned() } else { sha[..12].to_owned() };
+    let label = match scheme.as_deref() {
+        Some(spamlens_trainer::export::quantize::WEIGHTS_INT8_PER_CHANNEL) => "int8".to_owned(),
+        Some(spamlens_trainer::export::quantize_static::WEIGHTS_INT8_STATIC) => "int8 compute".to_owned(),
+        _ => sha[..12].to_owned(),
+    };
     let stores = prepare_stores_named(args, backbone_path, &format!(".{}", &sha[..12]))?;
     Ok((stores.into_iter().map(|d| d.store).collect(), label))
 }

@@ -156,6 +156,23 @@ pub struct QuantizeArgs {
     /// Output model with int8 convolution weights.
     #[arg(long)]
     out: PathBuf,
+    /// Also quantise the convolutions' activations, for int8 compute (`QLinearConv`): their ranges
+    /// are calibrated by running the f32 model on images of these datasets (folders of label
+    /// folders, such as the shared image sets; repeat the flag for several). Without it, only the
+    /// weights' storage is int8.
+    #[arg(long, value_name = "DATASET")]
+    calibrate: Vec<PathBuf>,
+    /// Calibration images in all, shared between the datasets and spread evenly over each one's
+    /// files in path order.
+    #[arg(long, default_value_t = 64)]
+    calibration_images: usize,
+    /// Also write the calibrated activation ranges to this JSON file.
+    #[arg(long, value_name = "JSON", requires = "calibrate")]
+    save_ranges: Option<PathBuf>,
+    /// Quantise activations with ranges saved by `--save-ranges` instead of calibrating (the graph
+    /// must have the same convolution tensors, e.g. a combined model of the calibrated backbone).
+    #[arg(long, value_name = "JSON", conflicts_with = "calibrate")]
+    ranges: Option<PathBuf>,
 }
 
 /// `spamlens-train grid`.
@@ -305,8 +322,11 @@ pub fn export(args: ExportArgs) -> Result<()> {
 
 pub fn quantize(args: QuantizeArgs) -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let (quantized, report) =
-        spamlens_trainer::export::quantize_conv_weights(&bytes, &args.model.display().to_string())?;
+    let name = args.model.display().to_string();
+    if !args.calibrate.is_empty() || args.ranges.is_some() {
+        return quantize_static(&args, &bytes, &name);
+    }
+    let (quantized, report) = spamlens_trainer::export::quantize_conv_weights(&bytes, &name)?;
     backbone::write_atomically(&args.out, &quantized)?;
     println!(
         "wrote {} ({} bytes, {:.1}% of {}): {} convolution weights ({} values) as int8 per output channel, {} kept f32; \
@@ -322,6 +342,104 @@ pub fn quantize(args: QuantizeArgs) -> Result<()> {
         report.rms_relative_error
     );
     Ok(())
+}
+
+/// `quantize --calibrate` or `--ranges`: activation ranges, then the QLinearConv model.
+fn quantize_static(args: &QuantizeArgs, bytes: &[u8], name: &str) -> Result<()> {
+    let (ranges, source) = match &args.ranges {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let ranges: spamlens_trainer::export::ActivationRanges = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not activation ranges saved by --save-ranges", path.display()))?;
+            (ranges, path.display().to_string())
+        }
+        None => {
+            let ranges = calibrate_on_datasets(args, bytes, name)?;
+            if let Some(path) = &args.save_ranges {
+                let json = serde_json::to_string_pretty(&ranges).context("encoding the activation ranges")?;
+                backbone::write_atomically(path, json.as_bytes())?;
+            }
+            let datasets: Vec<String> = args.calibrate.iter().map(|d| d.display().to_string()).collect();
+            (ranges, datasets.join(", "))
+        }
+    };
+    let (quantized, report) = spamlens_trainer::export::quantize_static(bytes, name, &ranges)?;
+    backbone::write_atomically(&args.out, &quantized)?;
+    println!(
+        "wrote {} ({} bytes, {:.1}% of {}): {} convolutions as QLinearConv (int8 weights per output channel, \
+         {} activations as int8 or uint8 per tensor), {} kept f32, ranges from {} images ({source}){}",
+        args.out.display(),
+        report.bytes_after,
+        100.0 * report.bytes_after as f64 / report.bytes_before as f64,
+        report.bytes_before,
+        report.convolutions,
+        report.activations,
+        report.kept_f32,
+        report.calibration_images,
+        if ranges.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} left out: not decodable)", ranges.skipped.len())
+        }
+    );
+    Ok(())
+}
+
+/// Runs the f32 model on `--calibration-images` images of the `--calibrate` datasets.
+fn calibrate_on_datasets(
+    args: &QuantizeArgs,
+    bytes: &[u8],
+    name: &str,
+) -> Result<spamlens_trainer::export::ActivationRanges> {
+    use spamlens_core::{Preprocessing, classifier::META_PREPROCESSING};
+    if args.calibration_images < args.calibrate.len() {
+        bail!("--calibration-images must give each of the {} datasets at least one image", args.calibrate.len());
+    }
+    let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(args.calibration_images);
+    for (index, dataset) in args.calibrate.iter().enumerate() {
+        let entries = spamlens_trainer::dataset::scan(dataset)
+            .with_context(|| format!("listing the calibration images in {}", dataset.display()))?
+            .entries;
+        if entries.is_empty() {
+            bail!("{} holds no images to calibrate with", dataset.display());
+        }
+        // An even share for each dataset; the first ones take the remainder.
+        let share = args.calibration_images / args.calibrate.len()
+            + usize::from(index < args.calibration_images % args.calibrate.len());
+        let step = (entries.len() / share).max(1);
+        for entry in entries.iter().step_by(step).take(share) {
+            let data = std::fs::read(&entry.path).with_context(|| format!("reading {}", entry.path.display()))?;
+            files.push((entry.path.display().to_string(), data));
+        }
+    }
+    // A combined model declares its preprocessing; a plain backbone gets the letterbox the
+    // feature stores and the built-in model use.
+    let declared = spamlens_trainer::export::read_metadata(bytes, META_PREPROCESSING);
+    let preprocessing = match declared {
+        Some(description) => Preprocessing::from_description(&description)
+            .with_context(|| format!("{name}: preprocessing '{description}' is not one this trainer knows"))?,
+        None => Preprocessing::RESNET_IMAGENET_LETTERBOX,
+    };
+    let bar = ProgressBar::with_draw_target(Some(files.len() as u64), draw_target());
+    bar.set_style(
+        ProgressStyle::with_template("calibrating [{bar:40}] {pos}/{len} images {per_sec:.1} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ranges = spamlens_trainer::export::calibrate(
+        bytes,
+        name,
+        &preprocessing,
+        files.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
+        threads,
+        || bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    for skipped in &ranges.skipped {
+        tracing::warn!("calibration image left out: {skipped}");
+    }
+    Ok(ranges)
 }
 
 pub fn grid(args: GridArgs) -> Result<()> {

@@ -7,10 +7,12 @@
 pub mod head;
 mod onnx;
 pub mod quantize;
+pub mod quantize_static;
 
 pub use head::{
     HeadGraph, HeadProvenance, META_TEXT_THRESHOLDS, Precision, TextGraph, combine, fused_head_graph, head_graph,
     read_head_graph,
 };
-pub use onnx::{Attribute, OnnxGraphBuilder, OutputSpec};
+pub use onnx::{Attribute, OnnxGraphBuilder, OutputSpec, read_metadata};
 pub use quantize::{META_WEIGHTS, QuantizationReport, quantize_conv_weights};
+pub use quantize_static::{ActivationRanges, StaticQuantizationReport, calibrate, quantize_static};

@@ -326,6 +326,12 @@ fn attribute(name: &str, value: &Attribute) -> pb::AttributeProto {
     proto
 }
 
+/// One `metadata_props` value of an encoded ONNX model (`None`: absent, or not a readable model).
+pub fn read_metadata(bytes: &[u8], key: &str) -> Option<String> {
+    let model = pb::ModelProto::decode(bytes).ok()?;
+    model.metadata_props.into_iter().find(|p| p.key == key).map(|p| p.value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,19 +161,18 @@ pub fn quantize_conv_weights(bytes: &[u8], name: &str) -> Result<(Vec<u8>, Quant
 
 /// The [`META_WEIGHTS`] value of an ONNX model (`None`: f32 weights, or not a readable model).
 pub fn weights_scheme(bytes: &[u8]) -> Option<String> {
-    let model = pb::ModelProto::decode(bytes).ok()?;
-    model.metadata_props.into_iter().find(|p| p.key == META_WEIGHTS).map(|p| p.value)
+    super::read_metadata(bytes, META_WEIGHTS)
 }
 
 /// One tensor quantised per output channel (the first dimension).
-struct PerChannel {
-    values: Vec<i8>,
-    scales: Vec<f32>,
+pub(crate) struct PerChannel {
+    pub(crate) values: Vec<i8>,
+    pub(crate) scales: Vec<f32>,
     max_relative_error: f32,
     sum_squared_relative_error: f64,
 }
 
-fn quantize_per_channel(values: &[f32], channels: usize) -> PerChannel {
+pub(crate) fn quantize_per_channel(values: &[f32], channels: usize) -> PerChannel {
     let per_channel = values.len() / channels;
     let mut out = PerChannel {
         values: Vec::with_capacity(values.len()),
@@ -200,7 +199,7 @@ fn quantize_per_channel(values: &[f32], channels: usize) -> PerChannel {
 }
 
 /// The f32 values of a FLOAT initialiser, all finite; errors start with its name.
-fn float_values(tensor: &pb::TensorProto) -> std::result::Result<Vec<f32>, String> {
+pub(crate) fn float_values(tensor: &pb::TensorProto) -> std::result::Result<Vec<f32>, String> {
     let values = spamlens_core::model::float_initializer(tensor)?;
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
         return Err(format!("{}: holds a non-finite weight ({v})", tensor.name));
