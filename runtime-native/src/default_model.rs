@@ -1,8 +1,8 @@
 //! The built-in default model: the committed head (`models/default/head.onnx`, compiled into the
 //! binary) attached to the backbone fetched by `spamlens-train backbone fetch`, combined once and
-//! cached so later runs load it directly. Natively it runs with f32 weights; the browser gets the
-//! same model with int8 convolution weights ([`default_browser_model`]): a quarter of the download,
-//! the same compute once widened at load, within 1 point of the f32 recall (models/evaluation/).
+//! cached so later runs load it directly. Natively it runs in f32; the browser gets the same model
+//! with int8 compute ([`default_browser_model`]): a quarter of the download, a third of the memory,
+//! the fused recall within 1 point of the f32 model's (models/evaluation/int8-compute/).
 
 use std::path::{Path, PathBuf};
 
@@ -53,20 +53,33 @@ pub fn default_model(backbone_hint: Option<&Path>) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The built-in default model with int8 convolution weights (`spamlens-train quantize`), what the
-/// demo page serves: made once from [`default_model`] and cached beside it.
+/// The activation ranges the browser model is quantised with: the built-in backbone run on 128
+/// images of the shared image sets (the command is in `models/default/MODEL_CARD.md`).
+pub const DEFAULT_ACTIVATION_RANGES: &str = include_str!("../../models/default/activation-ranges.json");
+
+/// The built-in default model with int8 compute (`spamlens-train quantize --ranges`: QLinearConv
+/// with int8 weights and the committed activation ranges), what the demo page serves: made once
+/// from [`default_model`] and cached beside it. In the browser it runs faster than the f32 model
+/// and keeps its weights int8 in memory (a third of the worker's memory); natively the f32 model
+/// is faster, so native runs stay f32.
 pub fn default_browser_model(backbone_hint: Option<&Path>) -> Result<PathBuf> {
     let f32_path = default_model(backbone_hint)?;
-    let path = f32_path.with_extension("int8.onnx");
+    // Keyed by the ranges and the scheme, so new ranges or a new quantiser never reuse a stale file.
+    let scheme = spamlens_trainer::export::quantize_static::WEIGHTS_INT8_STATIC;
+    let key = sha256_hex(format!("{scheme}\n{DEFAULT_ACTIVATION_RANGES}").as_bytes());
+    let path = f32_path.with_extension(format!("int8-{}.onnx", &key[..12]));
     if path.is_file() {
         return Ok(path);
     }
+    let ranges: spamlens_trainer::export::ActivationRanges =
+        serde_json::from_str(DEFAULT_ACTIVATION_RANGES).context("the built-in activation ranges")?;
     let bytes = std::fs::read(&f32_path).with_context(|| format!("reading {}", f32_path.display()))?;
-    let (quantized, report) = spamlens_trainer::export::quantize_conv_weights(&bytes, &f32_path.display().to_string())?;
+    let (quantized, report) =
+        spamlens_trainer::export::quantize_static(&bytes, &f32_path.display().to_string(), &ranges)?;
     tracing::info!(
         cache = %path.display(),
         bytes = report.bytes_after,
-        "storing the built-in model's convolution weights as int8 for the browser (once)"
+        "quantising the built-in model to int8 for the browser (once)"
     );
     backbone::write_atomically(&path, &quantized)?;
     Ok(path)

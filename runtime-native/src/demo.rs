@@ -75,7 +75,7 @@ fn locate(flag: Option<PathBuf>, env: &str, relative: &str) -> PathBuf {
 impl DemoSite {
     /// Finds the page (`--www`, `$SPAMLENS_WWW`, `www/`) and the built package (`--package`,
     /// `$SPAMLENS_JS`, `runtime-wasm/js/`), and checks that `model` is a spamlens classifier
-    /// before a browser downloads it (26 MB for the built-in model with int8 weights, ~96 MB in f32).
+    /// before a browser downloads it (26 MB for the built-in model with int8 compute, ~96 MB in f32).
     pub fn prepare(www: Option<PathBuf>, package: Option<PathBuf>, model: &Path) -> Result<Self> {
         let (www, package) = Self::locate_files(www, package)?;
         let model_name = model.display().to_string();
@@ -118,8 +118,8 @@ impl DemoSite {
         Self::serving(www, package, model, classifier, classifier.model().sha256().to_owned(), bytes)
     }
 
-    /// The site serving `model`, a storage variant of the model `classifier` runs (its weights in
-    /// int8: same labels, thresholds and OCR contract), without loading it a second time: only its
+    /// The site serving `model`, a quantised variant of the model `classifier` runs (int8: same
+    /// labels, thresholds and OCR contract), without loading it a second time: only its
     /// bytes are read, for their sha256 and size.
     pub fn with_variant_of(www: PathBuf, package: PathBuf, model: &Path, classifier: &Classifier) -> Result<Self> {
         let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;

@@ -120,8 +120,9 @@ enum Command {
         /// Address to listen on (port 0: any free port; the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// A combined model. Default: the built-in head on the fetched backbone, with int8
-        /// convolution weights (a quarter of the download; `spamlens-train quantize` makes them).
+        /// A combined model. Default: the built-in head on the fetched backbone, quantised for int8
+        /// compute (a quarter of the download, a third of the memory; `spamlens-train quantize
+        /// --ranges models/default/activation-ranges.json` makes it).
         #[arg(long, env = "SPAMLENS_MODEL")]
         model: Option<PathBuf>,
         /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).

@@ -564,7 +564,7 @@ fn the_demo_page_is_served_beside_the_api() {
     assert!(header(&page, "content-security-policy").is_some_and(|c| c.contains("wasm-unsafe-eval")));
     let manifest = json(&get(&server.url("/model.json"), &[]));
     let model = json(&get(&server.url("/v1/model"), &[]));
-    // The built-in model runs here in f32 and goes to browsers with int8 weights: the same head,
+    // The built-in model runs here in f32 and goes to browsers with int8 compute: the same head,
     // labels and thresholds, a quarter of the bytes.
     assert_ne!(manifest["sha256"], model["sha256"]);
     assert_eq!(manifest["labels"], model["labels"]);

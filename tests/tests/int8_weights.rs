@@ -136,23 +136,31 @@ fn statically_quantised_backbone_matches_onnxruntime_and_stays_near_f32() {
     assert!(median > 0.98, "int8 compute features drift from the f32 ones (median cosine {median})");
 }
 
-#[test]
-fn built_in_model_decides_the_same_with_int8_weights() {
+/// The built-in model in f32 and the same model with int8 weights (`quantize`).
+fn built_in_f32_and_int8_weights() -> (Vec<u8>, Vec<u8>) {
+    let f32_bytes = built_in_f32();
+    let (int8_bytes, report) = quantize_conv_weights(&f32_bytes, "model.onnx").unwrap();
+    println!("built-in model: {} → {} bytes", report.bytes_before, report.bytes_after);
+    (f32_bytes, int8_bytes)
+}
+
+fn built_in_f32() -> Vec<u8> {
     let backbone_path = fixtures::reference_backbone();
     let backbone = std::fs::read(&backbone_path).unwrap();
     let head_bytes = std::fs::read(fixtures::workspace_root().join("models/default/head.onnx")).unwrap();
     let head = read_head_graph(&head_bytes, "head.onnx").unwrap();
     // The head names the fetched backbone's sha256; the shared file holds the same weights with
     // other metadata (backbone_conversion.rs checks they compute the same), hence `force`.
-    let f32_bytes = combine(&backbone, "backbone", &head, true).unwrap();
-    let (int8_bytes, report) = quantize_conv_weights(&f32_bytes, "model.onnx").unwrap();
-    println!("built-in model: {} → {} bytes", report.bytes_before, report.bytes_after);
-    assert!(int8_bytes.len() <= 30_000_000, "the int8 model is {} bytes", int8_bytes.len());
+    combine(&backbone, "backbone", &head, true).unwrap()
+}
 
+/// Runs both models on the shared test images and a dataset sample; returns the largest change of
+/// any probability and how many image-only decisions crossed the built-in threshold.
+fn decisions_against_f32(f32_bytes: &[u8], int8_bytes: &[u8], scheme: &str) -> (f32, usize, usize) {
     let outputs = [PROBABILITIES_OUTPUT, "image_probabilities"];
-    let f32_model = per_item("f32", &f32_bytes, &outputs);
-    let int8_model = per_item("int8", &int8_bytes, &outputs);
-    assert_eq!(int8_model.metadata()[META_WEIGHTS], WEIGHTS_INT8_PER_CHANNEL);
+    let f32_model = per_item("f32", f32_bytes, &outputs);
+    let int8_model = per_item("int8", int8_bytes, &outputs);
+    assert_eq!(int8_model.metadata()[META_WEIGHTS], scheme);
     assert_eq!(int8_model.metadata()[META_KIND], f32_model.metadata()[META_KIND]);
     let threshold: f32 = f32_model.metadata()["spamlens.image_thresholds"]
         .strip_prefix("spam=")
@@ -179,9 +187,32 @@ fn built_in_model_decides_the_same_with_int8_weights() {
         }
     }
     println!(
-        "int8 vs f32 built-in model: max |Δp| = {worst:.2e} over {} images, {flips} decisions changed",
+        "{scheme} vs f32 built-in model: max |Δp| = {worst:.2e} over {} images, {flips} decisions changed",
         images.len()
     );
+    (worst, flips, images.len())
+}
+
+#[test]
+fn built_in_model_decides_the_same_with_int8_weights() {
+    let (f32_bytes, int8_bytes) = built_in_f32_and_int8_weights();
+    assert!(int8_bytes.len() <= 30_000_000, "the int8 model is {} bytes", int8_bytes.len());
+    let (worst, flips, images) = decisions_against_f32(&f32_bytes, &int8_bytes, WEIGHTS_INT8_PER_CHANNEL);
     assert!(worst < 0.05, "int8 weights move a probability by {worst}");
-    assert!(flips <= 1, "{flips} of {} decisions changed", images.len());
+    assert!(flips <= 1, "{flips} of {images} decisions changed");
+}
+
+/// What the demo page serves: the built-in model quantised with the committed activation ranges.
+#[test]
+fn built_in_model_with_int8_compute_keeps_its_decisions() {
+    let f32_bytes = built_in_f32();
+    let ranges_path = fixtures::workspace_root().join("models/default/activation-ranges.json");
+    let ranges: spamlens_trainer::export::ActivationRanges =
+        serde_json::from_str(&std::fs::read_to_string(&ranges_path).unwrap()).unwrap();
+    let (int8_bytes, report) = quantize_static(&f32_bytes, "model.onnx", &ranges).unwrap();
+    assert_eq!((report.convolutions, report.kept_f32), (52, 1));
+    assert!(int8_bytes.len() <= 30_000_000, "the int8 model is {} bytes", int8_bytes.len());
+    let (worst, flips, images) = decisions_against_f32(&f32_bytes, &int8_bytes, WEIGHTS_INT8_STATIC);
+    assert!(worst < 0.15, "int8 compute moves a probability by {worst}");
+    assert!(flips <= 2, "{flips} of {images} decisions changed");
 }

@@ -2,7 +2,7 @@
 //!
 //! tract 0.23.9 exposes its heuristics as knobs. Two of its defaults cost us time natively
 //! (`spamlens-op-profile` and `spamlens-throughput` on a 2-core Intel Xeon with AVX-512, ResNet-50,
-//! in one script against the defaults — see `benches/README.md`):
+//! in one script against the defaults; the README's Benchmarks section has the numbers):
 //! - 3×3 convolutions gather their im2col panels lazily, one scalar at a time, inside the matrix
 //!   product (10% of the time). Materialising im2col for kernels under 10 taps (the 3×3 ones;
 //!   the 7×7 stem stays lazy) is 6–8% faster on one core and on two.

@@ -396,7 +396,7 @@ fn load(state: &AppState, model: Option<PathBuf>, backbone: Option<&std::path::P
         .context("starting the inference workers")?;
     let preprocessor = Preprocessor::start(settings.decode_threads).context("starting the decode threads")?;
     if let Some((www, package)) = &settings.demo {
-        // The built-in model goes to browsers with int8 weights (as `spamlens demo` serves it); a
+        // The built-in model goes to browsers with int8 compute (as `spamlens demo` serves it); a
         // model given with --model is served as it is.
         let site = if built_in {
             let browser_model = crate::default_model::default_browser_model(backbone)?;

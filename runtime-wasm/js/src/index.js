@@ -96,8 +96,8 @@ function transferable(image) {
  * - `sha256`: the model's sha256; the cache key and an integrity check. Without it the scanner reads
  *   `<modelUrl>.sha256` when the server publishes one; with neither the model is not cached.
  * - `onProgress({ phase: 'cache' | 'download' | 'verify' | 'compile' | 'ready', loaded, total, worker })`.
- * - `workers` (default 1): Web Workers, each with its own copy of the model (~200 MB of wasm memory
- *   each for the built-in model with int8 weights, ~300 MB in f32; `info.wasmMemoryBytes` says).
+ * - `workers` (default 1): Web Workers, each with its own copy of the model (~60 MB of wasm memory
+ *   each for the built-in model with int8 compute, ~300 MB in f32; `info.wasmMemoryBytes` says).
  * - `worker` (default: whether `Worker` exists): false runs in the calling thread (Node, tests).
  * - `cache` (default true), `keepOtherModels` (default false): the Cache API model store.
  * - `thresholds` ({ spam, ad }): for `classifyMessage`; default: the model's own operating point

@@ -22,7 +22,7 @@ use crate::error::{Result, TrainerError};
 
 /// The value of [`META_WEIGHTS`] for this scheme.
 pub const WEIGHTS_INT8_STATIC: &str =
-    "int8 per output channel, int8 activations per tensor calibrated on images (QLinearConv), int8 compute";
+    "int8 per output channel, 8-bit activations per tensor calibrated on images (QLinearConv), int8 compute";
 
 /// The metadata key that says how the activation ranges were calibrated.
 pub const META_CALIBRATION: &str = "spamlens.calibration";
