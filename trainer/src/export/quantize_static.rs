@@ -1,14 +1,16 @@
-//! int8 compute: a statically quantised model whose convolutions run as `QLinearConv` on int8
+//! int8 compute: a statically quantised model whose convolutions run as `QLinearConv` on 8-bit
 //! activations and int8 weights, so an engine with integer kernels (AVX-512 VNNI/AMX natively,
 //! integer dot products in wasm) can use them and the weights stay int8 in memory.
 //!
 //! Weights are quantised as in [`quantize`](super::quantize): symmetric, one scale per output
 //! channel. Activations get one scale per tensor and zero point 0, from ranges observed by running
-//! the f32 model on calibration images ([`ActivationRanges`]): uint8 for tensors that are never
-//! negative or that only a ReLU reads (saturating at zero is the ReLU), else symmetric int8. Each convolution
-//! becomes `QuantizeLinear → QLinearConv → DequantizeLinear`; everything between convolutions
-//! (ReLU, residual additions, pooling, the head) stays f32, so only the convolutions' inputs,
-//! weights and outputs are rounded.
+//! the f32 model on calibration images ([`ActivationRanges`]). A convolution whose input and
+//! output both fit uint8 (never negative, or only a ReLU reads the output: saturating at zero is
+//! the ReLU) runs on uint8, any other on symmetric int8 (onnxruntime, the reference, needs one
+//! type for both). Each convolution becomes `QuantizeLinear → QLinearConv → DequantizeLinear`,
+//! except those reading fewer than [`MIN_INPUT_CHANNELS`] channels (the first one, on the image);
+//! everything between convolutions (ReLU, residual additions, pooling, the head) stays f32, so
+//! only the convolutions' inputs, weights and outputs are rounded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -199,8 +201,9 @@ pub struct StaticQuantizationReport {
     pub calibration_images: usize,
 }
 
-/// Rewrites every `Conv` of an f32 model (weights and bias as initialisers) as
-/// `QuantizeLinear → QLinearConv → DequantizeLinear` with the activation scales from `ranges`.
+/// Rewrites every `Conv` of an f32 model (weights and bias as initialisers) that reads at least
+/// [`MIN_INPUT_CHANNELS`] channels as `QuantizeLinear → QLinearConv → DequantizeLinear` with the
+/// activation scales from `ranges`.
 /// The metadata is kept; [`META_WEIGHTS`], [`META_CALIBRATION`] and
 /// `spamlens.weights_source_sha256` are added. `name` is used in errors.
 pub fn quantize_static(
