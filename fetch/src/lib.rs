@@ -186,6 +186,27 @@ fn partial_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
+/// Writes `bytes` to `dest` unless `dest` already exists, through a temporary file linked into
+/// place without replacing anything: a cache file other processes may be reading (a server hashes
+/// it at start and serves it later) never changes under them. Returns whether this call wrote it;
+/// when another writer won the race, its file stays and this call's bytes are dropped.
+pub fn write_new(dest: &Path, bytes: &[u8]) -> Result<bool> {
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| FetchError::io(parent, e))?;
+    }
+    let partial = partial_path(dest);
+    let written = File::create(&partial)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| FetchError::io(&partial, e));
+    let linked = written.and_then(|()| match std::fs::hard_link(&partial, dest) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(FetchError::io(dest, e)),
+    });
+    let _ = std::fs::remove_file(&partial);
+    linked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +228,33 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["file.bin"], "no temporary files left behind");
         assert!(partial_path(&path) != partial_path(&path), "every call its own temporary name");
+    }
+
+    #[test]
+    fn write_new_keeps_the_first_file_and_leaves_no_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache").join("model.onnx");
+        assert!(write_new(&path, b"first").unwrap());
+        assert!(!write_new(&path, b"second").unwrap(), "an existing file is never replaced");
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        // Concurrent writers: exactly one wins, and the file is whole.
+        let other = dir.path().join("cache").join("raced.onnx");
+        let wins: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let other = &other;
+                    scope.spawn(move || usize::from(write_new(other, &[i; 4096]).unwrap()))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1);
+        let bytes = std::fs::read(&other).unwrap();
+        assert!(bytes.len() == 4096 && bytes.iter().all(|&b| b == bytes[0]), "a whole file from one writer");
+        let mut names: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["model.onnx", "raced.onnx"], "no temporary files left behind");
     }
 
     #[test]

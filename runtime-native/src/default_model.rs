@@ -49,7 +49,9 @@ pub fn default_model(backbone_hint: Option<&Path>) -> Result<PathBuf> {
     let combined =
         spamlens_trainer::export::combine(&backbone_bytes, &backbone_path.display().to_string(), &head, false)
             .with_context(|| format!("attaching the built-in head to {}", backbone_path.display()))?;
-    backbone::write_atomically(&path, &combined)?;
+    // Another process may have combined it meanwhile (with another creation time): its file stays,
+    // since it may already be serving it.
+    spamlens_fetch::write_new(&path, &combined).with_context(|| format!("caching {}", path.display()))?;
     Ok(path)
 }
 
@@ -81,6 +83,6 @@ pub fn default_browser_model(backbone_hint: Option<&Path>) -> Result<PathBuf> {
         bytes = report.bytes_after,
         "quantising the built-in model to int8 for the browser (once)"
     );
-    backbone::write_atomically(&path, &quantized)?;
+    spamlens_fetch::write_new(&path, &quantized).with_context(|| format!("caching {}", path.display()))?;
     Ok(path)
 }
