@@ -123,7 +123,7 @@ def spamlens_run(store, args):
         with open(os.path.join(out, "report.json")) as f:
             report = json.load(f)
     epoch_seconds = [epoch["train_seconds"] for epoch in report["history"]]
-    rows = report["samples_per_second"] * sum(epoch_seconds) / len(epoch_seconds)
+    rows = sum(report["data"]["train_counts"])
     return throughput(rows, epoch_seconds), report["test_metrics"]["weighted_f1"], report["device"]
 
 
