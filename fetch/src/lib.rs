@@ -3,7 +3,8 @@
 //!
 //! A download goes to a temporary file next to its destination, is hashed as it arrives, and is
 //! renamed into place only when its sha256 is the pinned one, so a cache never holds a partial or
-//! foreign file under the final name.
+//! foreign file under the final name. [`folders`] says where those files live (XDG cache and data
+//! folders), and [`DownloadBar`] shows a download on a terminal.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -11,6 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+pub mod folders;
+mod progress_bar;
+
+pub use folders::{cache_dir, data_dir};
+pub use progress_bar::DownloadBar;
 
 /// What can go wrong while fetching or verifying a file.
 #[derive(Debug, thiserror::Error)]

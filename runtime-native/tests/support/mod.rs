@@ -17,7 +17,7 @@ pub fn workspace() -> PathBuf {
 
 /// The backbone the built-in head needs (`.ci/run` fetches it before the tests).
 pub fn fetched_backbone() -> PathBuf {
-    let path = workspace().join("models/backbone/resnet50-v1-keras-imagenet.onnx");
+    let path = spamlens_trainer::backbone::default_backbone_path();
     assert!(path.is_file(), "{} is missing: run target/debug/spamlens-train backbone fetch", path.display());
     path
 }
@@ -235,4 +235,42 @@ pub fn real_images(n: usize) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
         .collect()
+}
+
+/// The messages the mail-filter plug-in tests send through rspamd and SpamAssassin, named: two
+/// built from the shared image sets (an image-spam stock pump inline, a reference photo attached)
+/// and every third SpamAssassin corpus message with image parts (hams and spams). The first is the
+/// stock pump.
+pub fn mail_filter_messages() -> Vec<(String, Vec<u8>)> {
+    use spamlens_integration_tests::{
+        Embed, SPAMASSASSIN_IMAGE_MESSAGES, build_email, shared_dir, spamassassin_corpus,
+    };
+    let read = |path: &Path| std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let shared = shared_dir();
+    let pump = read(&shared.join("data/imagespam/dredze2007/spam/personal/92400953b77bcaea.png"));
+    let photo_path = std::fs::read_dir(shared.join("models/testimages"))
+        .unwrap_or_else(|e| panic!("{}: {e}", shared.join("models/testimages").display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg" || x == "jpeg" || x == "png"))
+        .min()
+        .expect("a reference test image");
+    let photo = read(&photo_path);
+    let mut messages = vec![
+        (
+            "built: stock pump inline".to_owned(),
+            build_email("Hot pick for Monday", "See the attached chart.", &[("chart.png", &pump, Embed::Inline)]),
+        ),
+        (
+            "built: photo attached".to_owned(),
+            build_email(
+                "Photos from the weekend",
+                "Here is the picture I promised, see you on Tuesday.",
+                &[("photo.jpg", &photo, Embed::Attachment)],
+            ),
+        ),
+    ];
+    for id in SPAMASSASSIN_IMAGE_MESSAGES.iter().step_by(3) {
+        messages.push((format!("SpamAssassin {id}"), read(&spamassassin_corpus().join("data").join(id))));
+    }
+    messages
 }

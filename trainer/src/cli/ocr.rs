@@ -8,12 +8,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use spamlens_core::ocr::OcrImageSpec;
+use spamlens_fetch::DownloadBar;
 use spamlens_ocr::tessdata::{self, FetchOrigin};
 use spamlens_ocr::{EnginePool, TesseractSettings};
 use spamlens_trainer::backbone;
 use spamlens_trainer::ocr_store::{self, OcrProgress, OcrStoreHeader};
 
-use super::{DownloadBar, draw_target};
+use super::draw_target;
 
 /// Where the engine's trained data is and how long one image may take.
 #[derive(Args, Debug, Clone)]

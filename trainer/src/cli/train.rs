@@ -114,7 +114,7 @@ pub struct TrainArgs {
     /// Output folder: head.onnx, model.onnx (backbone + head), report.json/.md, PNG plots.
     #[arg(long)]
     out: PathBuf,
-    /// Backbone for the combined model.onnx (default: $SPAMLENS_MODELS, then models/backbone/).
+    /// Backbone for the combined model.onnx (default: $SPAMLENS_MODELS, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
     #[arg(long)]
     backbone: Option<PathBuf>,
     /// Write only head.onnx.
@@ -137,7 +137,7 @@ pub struct ExportArgs {
     /// A head graph (head.onnx from `train`, or models/default/head.onnx).
     #[arg(long)]
     head: PathBuf,
-    /// Backbone (default: $SPAMLENS_MODELS, then models/backbone/).
+    /// Backbone (default: $SPAMLENS_MODELS, then backbone/ in the data folder: $SPAMLENS_DATA, $XDG_DATA_HOME/spamlens or ~/.local/share/spamlens).
     #[arg(long)]
     backbone: Option<PathBuf>,
     /// Output combined graph.
