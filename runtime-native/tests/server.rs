@@ -494,6 +494,64 @@ fn feedback_persists_the_filter_logs_reactions_and_changes_the_next_scan() {
     );
 }
 
+/// Concurrent "mark as spam" requests: every one is answered 200, counted in the saved filter and
+/// logged once; the file on disk is the state after the last of them, never an older one.
+#[test]
+fn concurrent_feedback_loses_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("filter.json");
+    let log = dir.path().join("reactions");
+    let server = Server::start(&["--text-filter", state.to_str().unwrap(), "--feedback-dir", log.to_str().unwrap()]);
+    let url = server.url("/v1/feedback?label=spam");
+    let message = |n: usize| {
+        spamlens_integration_tests::build_email(
+            &format!("Offer {n}"),
+            &format!("Cheap watches and pills, order {n} today, limited stock, click now"),
+            &[],
+        )
+    };
+    let counted = |path: &std::path::Path| -> f64 {
+        let state: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        state["all_messages"].as_f64().unwrap()
+    };
+    assert_eq!(post(&server.url("/v1/feedback?label=spam&name=first"), "message/rfc822", &message(0), &[]).0, 200);
+    let before = counted(&state);
+    const N: usize = 16;
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..=N)
+            .map(|n| {
+                let (url, body) = (format!("{url}&name=concurrent-{n}"), message(n));
+                scope.spawn(move || {
+                    let answer = post(&url, "message/rfc822", &body, &[]);
+                    (answer.0, answer.1)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!((&body["state_saved"], &body["logged"]), (&json!(true), &json!(true)), "{body}");
+    }
+    assert_eq!(counted(&state), before + N as f64, "the saved filter lost an update");
+    let records = std::fs::read_to_string(log.join("reactions.jsonl")).unwrap();
+    let names: BTreeSet<String> = records
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(records.lines().count(), N + 1);
+    for n in 1..=N {
+        assert!(names.contains(&format!("concurrent-{n}")), "concurrent-{n} is not in the log");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|name| name.contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
 #[test]
 fn the_token_guards_the_api_but_not_health() {
     let spec = spec();

@@ -33,6 +33,12 @@ pub struct MailState {
     feedback_dir: Option<PathBuf>,
     /// Serialises appends to the reaction log.
     log_lock: Mutex<()>,
+    /// The generation of the filter state last written to `state_file` (each feedback makes one,
+    /// numbered under the filter's lock). Held while writing, so saves happen one at a time and a
+    /// state older than the one on disk is never written over it.
+    saved_generation: Mutex<u64>,
+    /// The generation the next feedback's state gets (read and advanced under the filter's lock).
+    next_generation: std::sync::atomic::AtomicU64,
     /// How parts become a verdict.
     pub rule: VerdictRule,
 }
@@ -50,7 +56,15 @@ impl MailState {
             std::fs::create_dir_all(dir.join("images"))
                 .map_err(|e| anyhow::anyhow!("creating the feedback folder {}: {e}", dir.display()))?;
         }
-        Ok(MailState { filter: Mutex::new(filter), state_file, feedback_dir, log_lock: Mutex::new(()), rule })
+        Ok(MailState {
+            filter: Mutex::new(filter),
+            state_file,
+            feedback_dir,
+            log_lock: Mutex::new(()),
+            saved_generation: Mutex::new(0),
+            next_generation: std::sync::atomic::AtomicU64::new(1),
+            rule,
+        })
     }
 
     /// What `/v1/model` says about the text filter.
@@ -222,11 +236,19 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Response, Ap
         let tokens = filter.tokens(&parsed.subject, &body);
         let outcome = filter.feedback(&tokens, label, now);
         let json = filter.to_json();
+        let generation = mail.next_generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         drop(filter);
+        // Scans go on while the state is written; concurrent feedbacks write one at a time, and a
+        // state a later feedback already superseded on disk is not written back over it.
         let saved = match &mail.state_file {
             Some(path) => {
-                spamlens_trainer::backbone::write_atomically(path, &json)
-                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_not_saved", e.to_string()))?;
+                let mut saved_generation = mail.saved_generation.lock().unwrap_or_else(|p| p.into_inner());
+                if *saved_generation < generation {
+                    spamlens_trainer::backbone::write_atomically(path, &json).map_err(|e| {
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_not_saved", e.to_string())
+                    })?;
+                    *saved_generation = generation;
+                }
                 true
             }
             None => false,
