@@ -137,6 +137,14 @@ pub fn decode_rgb(bytes: &[u8], input: &str, limits: &DecodeLimits) -> Result<De
         });
     }
     let format = detect_format(bytes, input)?;
+    if format == ImageFormatName::Tiff
+        && let Some(palette) = TiffPalette::find(bytes)
+    {
+        let palette =
+            palette.map_err(|reason| Error::Decode { input: input.to_owned(), format: format.to_string(), reason })?;
+        let indices = decode_rgb(&palette.indices_as_gray, input, limits)?;
+        return Ok(DecodedImage { rgb: palette.colourise(indices.rgb), format });
+    }
     let decode_error = |e: image::ImageError| Error::Decode {
         input: input.to_owned(),
         format: format.to_string(),
@@ -285,39 +293,119 @@ enum AlphaKind {
     Premultiplied,
 }
 
-/// Whether the first IFD of a TIFF declares associated (premultiplied) alpha: tag 338
-/// `ExtraSamples` with value 1. A minimal, bounds-checked read of the classic TIFF header.
-fn tiff_alpha_is_premultiplied(bytes: &[u8]) -> bool {
-    let read_u16 = |at: usize, big: bool| -> Option<u16> {
-        let b = bytes.get(at..at + 2)?;
-        Some(if big { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) })
-    };
-    let read_u32 = |at: usize, big: bool| -> Option<u32> {
-        let b = bytes.get(at..at + 4)?;
-        let b = [b[0], b[1], b[2], b[3]];
-        Some(if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
-    };
-    let big = match bytes.get(0..2) {
-        Some(b"MM") => true,
-        Some(b"II") => false,
-        _ => return false,
-    };
-    let inner = || -> Option<bool> {
-        if read_u16(2, big)? != 42 {
-            return None; // BigTIFF and others: treat as straight alpha
+/// The first image file directory (IFD) of a classic TIFF: what the few tags the `image` crate
+/// does not handle need, read with every offset bounds-checked.
+struct TiffIfd<'a> {
+    bytes: &'a [u8],
+    big_endian: bool,
+    /// (tag, field type, count, position of the 4-byte value/offset field).
+    entries: Vec<(u16, u16, u32, usize)>,
+}
+
+impl<'a> TiffIfd<'a> {
+    /// The first IFD, or `None` for anything that is not a readable classic TIFF (BigTIFF too).
+    fn read(bytes: &'a [u8]) -> Option<Self> {
+        let big_endian = match bytes.get(0..2) {
+            Some(b"MM") => true,
+            Some(b"II") => false,
+            _ => return None,
+        };
+        let mut ifd = TiffIfd { bytes, big_endian, entries: Vec::new() };
+        if ifd.u16_at(2)? != 42 {
+            return None;
         }
-        let ifd = read_u32(4, big)? as usize;
-        let count = read_u16(ifd, big)? as usize;
+        let start = ifd.u32_at(4)? as usize;
+        let count = ifd.u16_at(start)? as usize;
         for index in 0..count.min(4096) {
-            let entry = ifd + 2 + index * 12;
-            if read_u16(entry, big)? == 338 {
-                // SHORT values (type 3); the first extra sample is the alpha channel of RGBA.
-                return Some(read_u16(entry + 2, big)? == 3 && read_u16(entry + 8, big)? == 1);
-            }
+            let entry = start.checked_add(2 + index * 12)?;
+            let (tag, kind, n) = (ifd.u16_at(entry)?, ifd.u16_at(entry + 2)?, ifd.u32_at(entry + 4)?);
+            ifd.entries.push((tag, kind, n, entry + 8));
         }
-        Some(false)
-    };
-    inner().unwrap_or(false)
+        Some(ifd)
+    }
+
+    fn u16_at(&self, at: usize) -> Option<u16> {
+        let b = self.bytes.get(at..at.checked_add(2)?)?;
+        Some(if self.big_endian { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) })
+    }
+
+    fn u32_at(&self, at: usize) -> Option<u32> {
+        let b = self.bytes.get(at..at.checked_add(4)?)?;
+        let b = [b[0], b[1], b[2], b[3]];
+        Some(if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    }
+
+    /// The SHORT values (type 3) of `tag`, inline or at their offset; `None` when absent or of
+    /// another type.
+    fn shorts(&self, tag: u16) -> Option<Vec<u16>> {
+        let &(_, kind, count, field) = self.entries.iter().find(|e| e.0 == tag)?;
+        if kind != 3 || count > 1 << 16 {
+            return None;
+        }
+        let start = if count <= 2 { field } else { self.u32_at(field)? as usize };
+        (0..count as usize).map(|i| self.u16_at(start.checked_add(i * 2)?)).collect()
+    }
+
+    /// The first SHORT value of `tag`.
+    fn short(&self, tag: u16) -> Option<u16> {
+        self.shorts(tag)?.first().copied()
+    }
+
+    /// Where `tag`'s first inline SHORT value lies in the file.
+    fn short_position(&self, tag: u16) -> Option<usize> {
+        self.entries.iter().find(|e| e.0 == tag && e.1 == 3).map(|e| e.3)
+    }
+}
+
+/// Whether the first IFD of a TIFF declares associated (premultiplied) alpha: tag 338
+/// `ExtraSamples` with value 1.
+fn tiff_alpha_is_premultiplied(bytes: &[u8]) -> bool {
+    TiffIfd::read(bytes).and_then(|ifd| ifd.short(338)) == Some(1)
+}
+
+/// A palette TIFF (PhotometricInterpretation 3, "RGB palette"), which the `image` crate refuses:
+/// the same file marked as 8-bit gray, so that the decoder (and its limits) read the indices, and
+/// the colour map that turns them into RGB.
+struct TiffPalette {
+    indices_as_gray: Vec<u8>,
+    colours: Vec<[u8; 3]>,
+}
+
+impl TiffPalette {
+    /// `None` when `bytes` is not a palette TIFF; an error when it is one spamlens cannot read.
+    fn find(bytes: &[u8]) -> Option<std::result::Result<Self, String>> {
+        let ifd = TiffIfd::read(bytes)?;
+        if ifd.short(262)? != 3 {
+            return None;
+        }
+        let bits = ifd.short(258).unwrap_or(1);
+        let samples = ifd.short(277).unwrap_or(1);
+        if bits != 8 || samples != 1 {
+            return Some(Err(format!(
+                "palette TIFF with {samples} sample(s) of {bits} bits is unsupported (8-bit palettes are read)"
+            )));
+        }
+        let Some(map) = ifd.shorts(320).filter(|m| m.len() == 3 * 256) else {
+            return Some(Err("palette TIFF without a 768-entry ColorMap".into()));
+        };
+        let Some(position) = ifd.short_position(262) else {
+            return Some(Err("palette TIFF with an unreadable PhotometricInterpretation".into()));
+        };
+        let mut indices_as_gray = bytes.to_vec();
+        let black_is_zero = if ifd.big_endian { 1u16.to_be_bytes() } else { 1u16.to_le_bytes() };
+        indices_as_gray[position..position + 2].copy_from_slice(&black_is_zero);
+        // ColorMap holds all reds, then all greens, then all blues, as 16-bit values.
+        let colours = (0..256).map(|i| [map[i], map[256 + i], map[512 + i]].map(|v| (v >> 8) as u8)).collect();
+        Some(Ok(TiffPalette { indices_as_gray, colours }))
+    }
+
+    /// The indices decoded as gray (every channel equal) turned into the palette's colours.
+    fn colourise(&self, mut gray: RgbImage) -> RgbImage {
+        for pixel in gray.pixels_mut() {
+            pixel.0 = self.colours[usize::from(pixel.0[0])];
+        }
+        gray
+    }
 }
 
 /// RGB8 from any colour type; transparent pixels become white as a mail client would draw them.
@@ -392,6 +480,60 @@ mod tests {
         assert!(!tiff_alpha_is_premultiplied(&tiff));
         assert!(!tiff_alpha_is_premultiplied(b"II*\0\xff\xff\xff\x7f"));
         assert!(!tiff_alpha_is_premultiplied(b"MM"));
+    }
+
+    /// A 3×1 uncompressed 8-bit palette TIFF (little-endian) whose pixels are indices 0, 1, 255
+    /// of a map where index i is (i, 255 - i, 7).
+    fn palette_tiff(bits: u16) -> Vec<u8> {
+        let entries: [(u16, u16, u32, u32); 10] = [
+            (256, 3, 1, 3), // ImageWidth
+            (257, 3, 1, 1), // ImageLength
+            (258, 3, 1, u32::from(bits)),
+            (259, 3, 1, 1),   // no compression
+            (262, 3, 1, 3),   // RGB palette
+            (273, 4, 1, 0),   // StripOffsets, patched below
+            (277, 3, 1, 1),   // SamplesPerPixel
+            (278, 3, 1, 1),   // RowsPerStrip
+            (279, 4, 1, 3),   // StripByteCounts
+            (320, 3, 768, 0), // ColorMap, patched below
+        ];
+        let ifd_len = 2 + entries.len() * 12 + 4;
+        let (map_at, pixels_at) = (8 + ifd_len, 8 + ifd_len + 768 * 2);
+        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+        tiff.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, kind, count, value) in entries {
+            let value = match tag {
+                273 => pixels_at as u32,
+                320 => map_at as u32,
+                _ => value,
+            };
+            tiff.extend_from_slice(&tag.to_le_bytes());
+            tiff.extend_from_slice(&kind.to_le_bytes());
+            tiff.extend_from_slice(&count.to_le_bytes());
+            tiff.extend_from_slice(&value.to_le_bytes());
+        }
+        tiff.extend_from_slice(&0u32.to_le_bytes());
+        for channel in 0..3u16 {
+            for i in 0..256u16 {
+                let v = [i, 255 - i, 7][usize::from(channel)];
+                tiff.extend_from_slice(&(v * 257).to_le_bytes());
+            }
+        }
+        tiff.extend_from_slice(&[0, 1, 255]);
+        tiff
+    }
+
+    #[test]
+    fn palette_tiff_is_read_through_its_colour_map() {
+        let decoded = decode_rgb(&palette_tiff(8), "p.tif", &DecodeLimits::DEFAULT).unwrap();
+        assert_eq!((decoded.width(), decoded.height(), decoded.format), (3, 1, ImageFormatName::Tiff));
+        let pixels: Vec<[u8; 3]> = decoded.rgb.pixels().map(|p| p.0).collect();
+        assert_eq!(pixels, [[0, 255, 7], [1, 254, 7], [255, 0, 7]]);
+        let err = decode_rgb(&palette_tiff(4), "p4.tif", &DecodeLimits::DEFAULT).unwrap_err().to_string();
+        assert!(err.starts_with("p4.tif: ") && err.contains("palette TIFF with 1 sample(s) of 4 bits"), "{err}");
+        // Limits still apply to the palette path.
+        let tight = DecodeLimits { max_width: 2, ..DecodeLimits::DEFAULT };
+        assert!(decode_rgb(&palette_tiff(8), "p.tif", &tight).is_err());
     }
 
     #[test]
