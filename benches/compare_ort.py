@@ -45,11 +45,25 @@ def image_list(n):
     return [str(p) for p in images[:n]]
 
 
-def ort_throughput(model, images, repeat, sessions, threads):
+def ort_session(model, threads):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    runners = [ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"]) for _ in range(sessions)]
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def ort_load_millis(model):
+    """Median of three session creations on one thread (read, parse, graph optimisation)."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        ort_session(model, 1)
+        times.append((time.perf_counter() - start) * 1e3)
+    return sorted(times)[1]
+
+
+def ort_throughput(model, images, repeat, sessions, threads):
+    runners = [ort_session(model, threads) for _ in range(sessions)]
     for s in runners:
         s.run(["features"], {"input": preprocess(images[0])})
     work = [images[i % len(images)] for i in range(len(images) * repeat)]
@@ -78,22 +92,27 @@ def ours(binary, model, images, repeat, workers, intra):
         [binary, "--model", model, "--workers", str(workers), "--intra-op", str(intra), "--repeat", str(repeat), *images],
         check=True, capture_output=True, text=True,
     )
-    return json.loads(out.stdout)["images_per_second"]
+    return json.loads(out.stdout)
 
 
 def measure(label, model, binary, images, repeat, cores):
     """One model: onnxruntime and spamlens on one core and on every core (best layout of each)."""
     ort_one = ort_throughput(model, images, repeat, 1, 1)
-    ours_one = ours(binary, model, images, repeat, 1, 1)
+    ours_one_run = ours(binary, model, images, repeat, 1, 1)
+    ours_one = ours_one_run["images_per_second"]
     ort_all = {
         f"1 session x {cores} threads": ort_throughput(model, images, repeat, 1, cores),
         f"{cores} sessions x 1 thread": ort_throughput(model, images, repeat, cores, 1),
     }
     ours_all = {
-        f"{cores} workers x 1 thread": ours(binary, model, images, repeat, cores, 1),
-        f"1 worker x {cores} threads": ours(binary, model, images, repeat, 1, cores),
+        f"{cores} workers x 1 thread": ours(binary, model, images, repeat, cores, 1)["images_per_second"],
+        f"1 worker x {cores} threads": ours(binary, model, images, repeat, 1, cores)["images_per_second"],
     }
+    ort_load = ort_load_millis(model)
+    ours_load = ours_one_run["load_millis"]
     print(f"{label}: {model}")
+    print(f"  load        onnxruntime {ort_load:7.0f} ms         spamlens {ours_load:7.0f}   ratio {ours_load / ort_load:.2f}")
+    print("  spamlens load phases (ms): " + ", ".join(f"{p['phase']} {p['millis']:.0f}" for p in ours_one_run["load_phases"]))
     print(f"  1 core      onnxruntime {ort_one:7.2f} images/s   spamlens {ours_one:7.2f}   ratio {ours_one / ort_one:.2f}")
     for name, value in ort_all.items():
         print(f"  {cores} cores     onnxruntime {value:7.2f} images/s ({name})")

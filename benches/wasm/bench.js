@@ -73,6 +73,7 @@ async function main() {
     images: images.length,
     rounds,
     tractLoadMillis: tractLoad,
+    tractLoadPhases: scanner.info.loadPhases,
     // The module's linear memory (only grows): after the model load, and after every run.
     tractMemoryAfterLoad: scanner.info.wasmMemoryBytes,
     tractMemoryAfterRuns: (await loadWasm()).memoryBytes(),

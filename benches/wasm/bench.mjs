@@ -133,7 +133,8 @@ console.log(`  spamlens wasm (relaxed)                   ${r.tractClassifyMedian
 console.log(`  spamlens native (${native.replace(repo + "/", "")}, --jobs 1)  ${nativeMedian.toFixed(1)}`);
 console.log(`  ratio wasm / native                       ${(r.tractClassifyMedianMillis / nativeMedian).toFixed(2)}`);
 console.log('model load (parse + optimise), ms');
-console.log(`  tract-wasm ${r.tractLoadMillis.toFixed(0)}, onnxruntime-web ${r.ortLoadMillis.toFixed(0)}`);
+console.log(`  tract-wasm ${r.tractLoadMillis.toFixed(0)}, onnxruntime-web ${r.ortLoadMillis.toFixed(0)}, ratio ${(r.tractLoadMillis / r.ortLoadMillis).toFixed(2)}`);
+console.log(`  tract-wasm phases: ${r.tractLoadPhases.map((p) => `${p.phase} ${p.millis.toFixed(0)}`).join(', ')}`);
 console.log('wasm linear memory (one worker: model + plan + buffers; it never shrinks)');
 console.log(`  after load ${mb(r.tractMemoryAfterLoad)}, after ${images.length * (rounds + 1)} images ${mb(r.tractMemoryAfterRuns)}`);
 console.log('download size                               raw        gzip -9');

@@ -23,7 +23,9 @@ pub mod scan;
 pub use classifier::{Classifier, ImageReading, ReadText, Scores, Verdict};
 pub use decode::{DecodeLimits, DecodedImage, ImageFormatName, decode_rgb, detect_format};
 pub use error::{Error, Result};
-pub use model::{Batching, Model, ModelInput, ModelOptions, ModelOutputs, NodeTiming, OutputTensor};
+pub use model::{
+    Batching, LoadPhase, LoadPhases, Model, ModelInput, ModelOptions, ModelOutputs, NodeTiming, OutputTensor,
+};
 pub use preprocess::{Fit, MAX_TILES, Preprocessing, TILE_MIN_ASPECT};
 
 /// The name of the 2048-d feature output of the spamlens backbone graph.

@@ -107,6 +107,11 @@ export interface ModelInfo {
   metrics: Record<string, unknown> | null;
   training: Record<string, unknown> | null;
   inputDims: number[];
+  /** How long each step of the model's load took in this worker, in order (milliseconds):
+   * wasm module, model bytes (network or cache), sha256 (WebCrypto; or in wasm without it), then
+   * tract's steps: protobuf, widen weights, onnx graph, typing, declutter, optimise (kernel
+   * selection, weight packing), plan. */
+  loadPhases: { phase: string; millis: number }[];
   runtimeVersion: string;
   /** The wasm variant running: 'relaxed-simd' or 'simd128'. */
   simd: string;

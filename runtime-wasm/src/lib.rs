@@ -126,6 +126,9 @@ struct ModelInfo<'a> {
     /// `spamlens.operating_point` parsed: how the thresholds were chosen (null when absent).
     operating_point: Option<serde_json::Value>,
     input_dims: &'a [usize],
+    /// How long each step of this model's load took in this worker (sha256, protobuf, …,
+    /// optimise, plan), in milliseconds.
+    load_phases: &'a spamlens_core::LoadPhases,
     /// A fused model's OCR contract (`spamlens.ocr`): engine, languages, trained data by sha256,
     /// page segmentation, dpi; null for a model that does not read text.
     ocr: Option<&'a OcrContract>,
@@ -165,13 +168,15 @@ pub struct Classifier {
 impl Classifier {
     /// Loads, checks and optimises a combined model from its bytes; `name` (e.g. its URL) names it
     /// in errors. Refuses plain backbones, head-only graphs and anything that is not ONNX.
+    /// `sha256`: the bytes' digest when the caller computed it (the package does, with WebCrypto,
+    /// 20× faster than hashing here); omitted, it is computed in wasm.
     #[wasm_bindgen(constructor)]
-    pub fn new(bytes: Vec<u8>, name: Option<String>) -> Result<Classifier, JsError> {
+    pub fn new(bytes: Vec<u8>, name: Option<String>, sha256: Option<String>) -> Result<Classifier, JsError> {
         let name = name.unwrap_or_else(|| "model".to_owned());
         let size = bytes.len();
         // Owned: the copy in wasm memory is freed once parsed, which lowers the load's peak
         // (wasm memory never shrinks, so the peak is what the worker keeps).
-        let inner = CoreClassifier::from_vec(bytes, &name, &ModelOptions::default())?;
+        let inner = CoreClassifier::from_vec(bytes, &name, &ModelOptions { sha256, ..ModelOptions::default() })?;
         Ok(Classifier { inner, bytes: size })
     }
 
@@ -199,6 +204,7 @@ impl Classifier {
             metrics: json(META_METRICS),
             training: json(META_TRAINING),
             input_dims: model.input_dims(),
+            load_phases: model.load_phases(),
             ocr: self.inner.declared_text_inputs().map(|t| t.contract()),
             image_thresholds: self.inner.image_thresholds().into_iter().collect(),
             runtime_version: env!("CARGO_PKG_VERSION"),

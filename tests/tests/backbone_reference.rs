@@ -44,6 +44,14 @@ fn shared_backbone_recognises_the_test_photos() {
     assert_eq!(model.input_dims(), [3, 224, 224]);
     assert_eq!(model.output_names(), ["features", "probs"]);
     assert_eq!(model.metadata().get("feature_tensor").map(String::as_str), Some("features"));
+    // Every step of the load is timed once, in order (a per-item plan never tries a symbolic one).
+    let phases: Vec<&str> = model.load_phases().0.iter().map(|p| p.phase).collect();
+    assert_eq!(
+        phases,
+        ["sha256", "protobuf", "widen weights", "onnx graph", "typing", "declutter", "optimise", "plan"]
+    );
+    assert!(model.load_phases().0.iter().all(|p| p.millis >= 0.0 && p.millis.is_finite()));
+    assert!(model.load_phases().total_millis() > 0.0);
     let images: Vec<PathBuf> = fixtures::test_images().into_iter().map(|(p, _)| p).collect();
     for ((path, expected), result) in fixtures::test_images().iter().zip(ours(&model, &images)) {
         let (features, probs) = result.expect("test photo classifies");

@@ -2,6 +2,8 @@
 //!
 //! `--workers W --intra-op T`: W threads share one loaded model, each running whole images with T
 //! threads inside each inference. Used by `benches/compare_ort.py` to compare with onnxruntime.
+//! The line also gives the model's load time and its phases (`load_phases`: sha256, protobuf,
+//! …, declutter, optimise, plan).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,7 +38,9 @@ fn main() -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let options =
         ModelOptions { intra_op_threads: Some(args.intra_op), batching: Batching::PerItem, ..Default::default() };
+    let load_started = Instant::now();
     let model = Model::from_bytes(&bytes, "backbone", &options)?;
+    let load_millis = load_started.elapsed().as_secs_f64() * 1e3;
     let files: Vec<Vec<u8>> = args.images.iter().map(std::fs::read).collect::<Result<_, _>>()?;
     // Warm-up: one inference per worker.
     let warm = prepare_image(&files[0], "warm", &DecodeLimits::DEFAULT, &Preprocessing::RESNET_IMAGENET)?;
@@ -77,6 +81,8 @@ fn main() -> Result<()> {
             "images": total,
             "seconds": seconds,
             "images_per_second": total as f64 / seconds,
+            "load_millis": load_millis,
+            "load_phases": model.load_phases(),
         })
     );
     Ok(())

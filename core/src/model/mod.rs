@@ -32,6 +32,10 @@ pub struct ModelOptions {
     pub outputs: Option<Vec<String>>,
     /// How batches are executed.
     pub batching: Batching,
+    /// The bytes' sha256 (64 hex digits) when the caller has already computed it, so the load
+    /// does not hash them again: a browser hashes with WebCrypto in ~1/20 of the time sha2 takes
+    /// in wasm (0.7 s for a 26 MB model). `None` hashes here. The caller vouches for the value.
+    pub sha256: Option<String>,
 }
 
 /// How [`Model::run`] executes a batch.
@@ -64,6 +68,37 @@ pub struct Model {
     output_names: Vec<String>,
     metadata: BTreeMap<String, String>,
     sha256: String,
+    load_phases: LoadPhases,
+}
+
+/// How long each step of [`Model::from_bytes`] took, in order: where a model's load time goes
+/// (printed by `spamlens-throughput --load-phases` and the browser bench).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LoadPhases(pub Vec<LoadPhase>);
+
+/// One step of a model load and its wall-clock time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoadPhase {
+    /// The step: `sha256`, `protobuf`, `widen weights`, `onnx graph`, `typing`, `declutter`,
+    /// `optimise` (tract's codegen: kernel selection, weight packing) or `plan`.
+    pub phase: &'static str,
+    /// Milliseconds it took.
+    pub millis: f64,
+}
+
+impl LoadPhases {
+    /// Runs `step` and records its time as `phase`.
+    fn time<T>(&mut self, phase: &'static str, step: impl FnOnce() -> T) -> T {
+        let started = web_time::Instant::now();
+        let out = step();
+        self.0.push(LoadPhase { phase, millis: started.elapsed().as_secs_f64() * 1e3 });
+        out
+    }
+
+    /// The sum of all phases, in milliseconds.
+    pub fn total_millis(&self) -> f64 {
+        self.0.iter().map(|p| p.millis).sum()
+    }
 }
 
 /// One input tensor of a model: its name and its dimensions after the batch dimension.
@@ -176,12 +211,21 @@ impl Model {
         if bytes.is_empty() {
             return Err(load_error("empty file (0 bytes)".into()));
         }
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let decoded = pb::ModelProto::decode(&*bytes);
+        let mut phases = LoadPhases::default();
+        let sha256 = match &options.sha256 {
+            Some(known) if known.len() == 64 && known.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                known.to_ascii_lowercase()
+            }
+            Some(other) => return Err(load_error(format!("the given sha256 '{other}' is not 64 hex digits"))),
+            None => phases.time("sha256", || hex::encode(Sha256::digest(&bytes))),
+        };
+        let decoded = phases.time("protobuf", || pb::ModelProto::decode(&*bytes));
         drop(bytes);
         let mut proto = decoded.map_err(|e| load_error(format!("not an ONNX protobuf ({e})")))?;
         let graph = proto.graph.as_mut().ok_or_else(|| load_error("the ONNX file has no graph".into()))?;
-        widen::dequantize_constant_weights(graph).map_err(|e| load_error(format!("stored weights: {e}")))?;
+        phases
+            .time("widen weights", || widen::dequantize_constant_weights(graph))
+            .map_err(|e| load_error(format!("stored weights: {e}")))?;
         let graph = &*graph;
         if graph.node.is_empty() {
             return Err(load_error("the ONNX graph has no nodes".into()));
@@ -203,7 +247,9 @@ impl Model {
             .map_err(signature_error)?;
         let graph_outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
 
-        let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| load_error(format!("{e:#}")))?;
+        let mut model = phases
+            .time("onnx graph", || tract_onnx::onnx().model_for_proto_model(&proto))
+            .map_err(|e| load_error(format!("{e:#}")))?;
         drop(proto);
 
         let output_names = match &options.outputs {
@@ -226,30 +272,43 @@ impl Model {
         };
 
         let run_options = RunOptions { executor: executor(options.intra_op_threads), ..Default::default() };
-        let prepare = |mut model: InferenceModel, batch: TDim| -> Result<Arc<TypedRunnableModel>> {
-            for (index, input) in inputs.iter().enumerate() {
-                let mut shape: TVec<TDim> = tvec![batch.clone()];
-                shape.extend(input.dims.iter().map(|&d| TDim::from(d)));
-                model
-                    .set_input_fact(index, InferenceFact::dt_shape(f32::datum_type(), shape))
-                    .map_err(|e| signature_error(format!("{e:#}")))?;
-            }
-            tuning::with_engine_knobs(|| {
-                let optimised = model.into_optimized().map_err(|e| load_error(format!("{e:#}")))?;
-                optimised.into_runnable_with_options(&run_options).map_err(|e| load_error(format!("{e:#}")))
-            })
-        };
+        // The same steps as tract's `into_optimized` (typing, declutter, codegen), timed apart.
+        let prepare =
+            |mut model: InferenceModel, batch: TDim, phases: &mut LoadPhases| -> Result<Arc<TypedRunnableModel>> {
+                for (index, input) in inputs.iter().enumerate() {
+                    let mut shape: TVec<TDim> = tvec![batch.clone()];
+                    shape.extend(input.dims.iter().map(|&d| TDim::from(d)));
+                    model
+                        .set_input_fact(index, InferenceFact::dt_shape(f32::datum_type(), shape))
+                        .map_err(|e| signature_error(format!("{e:#}")))?;
+                }
+                tuning::with_engine_knobs(|| {
+                    let tract_error = |e: TractError| load_error(format!("{e:#}"));
+                    let mut typed = phases.time("typing", || model.into_typed()).map_err(tract_error)?;
+                    phases.time("declutter", || typed.declutter()).map_err(tract_error)?;
+                    phases.time("optimise", || typed.optimize()).map_err(tract_error)?;
+                    phases.time("plan", || typed.into_runnable_with_options(&run_options)).map_err(tract_error)
+                })
+            };
         let symbol: TDim = model.symbols.sym("N").into();
         let (plan, per_item) = match options.batching {
-            Batching::Symbolic => (prepare(model, symbol)?, false),
-            Batching::PerItem => (prepare(model, 1.into())?, true),
-            Batching::Auto => match prepare(model.clone(), symbol) {
-                Ok(plan) => (plan, false),
-                Err(_) => (prepare(model, 1.into())?, true),
-            },
+            Batching::Symbolic => (prepare(model, symbol, &mut phases)?, false),
+            Batching::PerItem => (prepare(model, 1.into(), &mut phases)?, true),
+            Batching::Auto => {
+                // A failed symbolic attempt stays in the phases: it is part of the load's time.
+                match prepare(model.clone(), symbol, &mut phases) {
+                    Ok(plan) => (plan, false),
+                    Err(_) => (prepare(model, 1.into(), &mut phases)?, true),
+                }
+            }
         };
 
-        Ok(Model { name: name.to_owned(), plan, per_item, inputs, output_names, metadata, sha256 })
+        Ok(Model { name: name.to_owned(), plan, per_item, inputs, output_names, metadata, sha256, load_phases: phases })
+    }
+
+    /// How long each step of this model's load took.
+    pub fn load_phases(&self) -> &LoadPhases {
+        &self.load_phases
     }
 
     /// The name given at load time (used in errors).
@@ -504,5 +563,31 @@ mod tests {
         assert!(err.to_string().starts_with("model junk.onnx: cannot load"), "{err}");
         let err = Model::from_bytes(&[], "empty.onnx", &ModelOptions::default()).unwrap_err();
         assert_eq!(err.to_string(), "model empty.onnx: cannot load: empty file (0 bytes)");
+    }
+
+    /// The built-in head (a small real graph, committed in the repository).
+    fn head_bytes() -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/default/head.onnx");
+        std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn a_given_sha256_is_used_instead_of_hashing() {
+        let bytes = head_bytes();
+        let hashed = Model::from_bytes(&bytes, "head.onnx", &ModelOptions::default()).unwrap();
+        assert_eq!(hashed.sha256(), hex::encode(Sha256::digest(&bytes)));
+        let phases: Vec<&str> = hashed.load_phases().0.iter().map(|p| p.phase).collect();
+        assert_eq!(phases[..2], ["sha256", "protobuf"]);
+        assert!(phases.ends_with(&["typing", "declutter", "optimise", "plan"]), "{phases:?}");
+
+        let known = hashed.sha256().to_ascii_uppercase();
+        let options = ModelOptions { sha256: Some(known), ..ModelOptions::default() };
+        let given = Model::from_bytes(&bytes, "head.onnx", &options).unwrap();
+        assert_eq!(given.sha256(), hashed.sha256(), "reported lower-case");
+        assert!(given.load_phases().0.iter().all(|p| p.phase != "sha256"));
+
+        let options = ModelOptions { sha256: Some("abc".into()), ..ModelOptions::default() };
+        let err = Model::from_bytes(&bytes, "head.onnx", &options).unwrap_err();
+        assert_eq!(err.to_string(), "model head.onnx: cannot load: the given sha256 'abc' is not 64 hex digits");
     }
 }

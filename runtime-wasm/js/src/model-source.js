@@ -8,11 +8,19 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 const hasCacheApi = () => typeof caches === 'object' && caches !== null && typeof caches.open === 'function';
 
-/** Hex sha256 of `bytes` (WebCrypto), or null where WebCrypto is unavailable (insecure origins). */
+/**
+ * Hex sha256 of `bytes` (WebCrypto), or null where WebCrypto is unavailable (insecure origins)
+ * or refuses the buffer (a view of shared memory).
+ */
 export async function sha256Hex(bytes) {
   const subtle = globalThis.crypto?.subtle;
   if (!subtle) return null;
-  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes));
+  let digest;
+  try {
+    digest = new Uint8Array(await subtle.digest('SHA-256', bytes));
+  } catch {
+    return null;
+  }
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
@@ -79,7 +87,8 @@ export async function download(url, onProgress = () => {}, fetchImpl = fetch) {
  * The model's bytes: `modelBytes` as given; else from the model cache by sha256 (the `sha256`
  * option, or the `<modelUrl>.sha256` sidecar); else downloaded, checked against that sha256 and
  * cached, replacing older cached models unless `keepOtherModels`. Resolves to
- * `{ bytes, sha256, source: 'bytes' | 'cache' | 'network', cached }`.
+ * `{ bytes, sha256, source: 'bytes' | 'cache' | 'network', cached, digest? }` (`digest`: the
+ * bytes' sha256 when this function computed it, to be reused).
  */
 export async function loadModelBytes({
   modelUrl,
@@ -108,11 +117,12 @@ export async function loadModelBytes({
     }
   }
   const bytes = await download(url, onProgress, fetchImpl);
+  let digest = null;
   if (known) {
     onProgress({ phase: 'verify', loaded: bytes.length, total: bytes.length });
-    const actual = await sha256Hex(bytes);
-    if (actual !== null && actual !== known) {
-      throw new Error(`spamlens: model ${url}: sha256 is ${actual}, expected ${known}`);
+    digest = await sha256Hex(bytes);
+    if (digest !== null && digest !== known) {
+      throw new Error(`spamlens: model ${url}: sha256 is ${digest}, expected ${known}`);
     }
   }
   let cached = false;
@@ -133,7 +143,7 @@ export async function loadModelBytes({
       console.warn(`spamlens: could not cache the model (${error.message})`);
     }
   }
-  return { bytes, sha256: known, source: 'network', cached };
+  return { bytes, sha256: known, digest, source: 'network', cached };
 }
 
 /** Deletes cached models, all of them or all but `keep` (a sha256). Resolves to how many went. */

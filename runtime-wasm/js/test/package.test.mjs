@@ -84,6 +84,12 @@ test('model info comes from the metadata', () => {
   assert.deepEqual(info.inputDims, [3, 224, 224]);
   assert.equal(typeof info.metrics, 'object');
   assert.ok(info.metadata['spamlens.preprocessing'].length > 0);
+  // The load's steps, timed: WebCrypto hashed the bytes, so the wasm side did not.
+  const phases = info.loadPhases.map((p) => p.phase);
+  assert.deepEqual(phases.slice(0, 4), ['wasm module', 'model bytes', 'sha256 (WebCrypto)', 'protobuf']);
+  assert.deepEqual(phases.slice(-4), ['typing', 'declutter', 'optimise', 'plan']);
+  assert.ok(!phases.includes('sha256'), phases.join(', '));
+  assert.ok(info.loadPhases.every((p) => Number.isFinite(p.millis) && p.millis >= 0));
 });
 
 test('probabilities and OCR text match native spamlens classify', async () => {
@@ -160,6 +166,9 @@ test('the wasm Classifier itself: classifyBatch, labels, errors as Error', async
   const classifier = new Classifier(modelBytes, 'direct.onnx');
   try {
     assert.deepEqual(classifier.labels, ['ham', 'spam']);
+    // Without a digest from the caller the wasm side hashes the bytes itself.
+    assert.equal(classifier.info().sha256, modelSha);
+    assert.equal(classifier.info().loadPhases[0].phase, 'sha256');
     const good = await readFile(expected[0].file);
     const results = classifier.classifyBatch([good, new Uint8Array([1, 2])], ['good.jpg']);
     assert.equal(results[0].label, expected[0].label);
@@ -170,6 +179,7 @@ test('the wasm Classifier itself: classifyBatch, labels, errors as Error', async
     classifier.free();
   }
   assert.throws(() => new Classifier(new Uint8Array([0, 1]), 'tiny.onnx'), /tiny\.onnx/);
+  assert.throws(() => new Classifier(modelBytes, 'digest.onnx', 'not-a-digest'), /digest\.onnx: cannot load: the given sha256 'not-a-digest' is not 64 hex digits/);
 });
 
 test('preprocess + classifyTensor gives classify\'s probabilities', async () => {

@@ -145,6 +145,7 @@ pub fn calibrate<'a>(
         intra_op_threads: Some(threads.max(1)),
         outputs: Some(tensors.clone()),
         batching: Batching::PerItem,
+        ..ModelOptions::default()
     };
     let model = Model::from_bytes(&probe, name, &options)?;
     let mut ranges = ActivationRanges {

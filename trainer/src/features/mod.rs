@@ -30,7 +30,12 @@ impl Backbone {
         let bytes = std::fs::read(path).map_err(|e| TrainerError::io(path, e))?;
         let name = path.display().to_string();
         // Per-item plans are the fastest per image for a convolutional backbone (see `Batching`).
-        let options = ModelOptions { intra_op_threads, outputs: None, batching: spamlens_core::Batching::PerItem };
+        let options = ModelOptions {
+            intra_op_threads,
+            outputs: None,
+            batching: spamlens_core::Batching::PerItem,
+            ..ModelOptions::default()
+        };
         let model = Model::from_bytes(&bytes, &name, &options)?;
         let feature_tensor = model
             .metadata()
