@@ -191,17 +191,28 @@ fn classify_with_the_built_in_model_labels_images_and_reports_bad_files() {
 }
 
 #[test]
-fn classify_without_a_backbone_says_how_to_make_one() {
+fn classify_with_a_missing_backbone_says_how_to_make_one() {
+    // A named backbone that is missing is not fetched in its place (without one, spamlens makes
+    // the default backbone on first use: classify_works_from_any_directory_…).
     let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere/backbone.onnx");
     let out = spamlens(dir.path())
         .current_dir(dir.path())
         .arg("classify")
+        .arg("--backbone")
+        .arg(&missing)
         .arg(models_dir().join("testimages/pelican.jpeg"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("backbone fetch") && stderr.contains("--model"), "{stderr}");
+    assert!(
+        stderr.contains(&missing.display().to_string())
+            && stderr.contains("backbone fetch")
+            && stderr.contains("--model"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("fetching it once"), "{stderr}");
 
     // A plain backbone is not a classifier.
     let out = spamlens(dir.path())

@@ -60,6 +60,8 @@ fn missing_backbone_and_missing_dataset_are_clear_errors() {
     let out = bin()
         .current_dir(dir.path())
         .env_remove("SPAMLENS_MODELS")
+        // An empty data folder: no backbone anywhere spamlens-train looks.
+        .env("SPAMLENS_DATA", dir.path().join("data"))
         .args(["features", "nowhere", "--out", "x.parquet"])
         .output()
         .unwrap();
