@@ -163,8 +163,14 @@ pub fn parse_email(bytes: &[u8], input: &str, limits: &EmailLimits) -> Result<Pa
         date_unix: message.date().map(|d| d.to_timestamp()),
         ..ParsedEmail::default()
     };
-    let mut walker =
-        Walker { limits, parsed: &mut parsed, seen_remote: HashSet::new(), data_uris: 0, text_full: false };
+    let mut walker = Walker {
+        limits,
+        parsed: &mut parsed,
+        seen_remote: HashSet::new(),
+        data_uris: 0,
+        text_full: false,
+        parts_full: false,
+    };
     walker.message(&message, "", 0);
     Ok(parsed)
 }
@@ -175,6 +181,9 @@ struct Walker<'a> {
     seen_remote: HashSet<String>,
     data_uris: usize,
     text_full: bool,
+    /// Set when [`EmailLimits::max_parts`] was reached: the walk stops at every nesting level,
+    /// not only in the attached message where the limit was hit.
+    parts_full: bool,
 }
 
 impl Walker<'_> {
@@ -211,6 +220,9 @@ impl Walker<'_> {
 
         let mut attached = 0;
         for (index, part) in message.parts.iter().enumerate() {
+            if self.parts_full {
+                return;
+            }
             self.parsed.parts += 1;
             let part_name = format!("{prefix}part {}", index + 1);
             if self.parsed.parts > self.limits.max_parts {
@@ -218,6 +230,7 @@ impl Walker<'_> {
                     "{part_name}: over the limit of {} MIME parts; the rest of the message was not read",
                     self.limits.max_parts
                 ));
+                self.parts_full = true;
                 return;
             }
             if part.is_encoding_problem {
@@ -282,7 +295,8 @@ impl Walker<'_> {
         }
         let body = &mut self.parsed.body_text;
         let room = self.limits.max_text_bytes.saturating_sub(body.len() + 1);
-        if !body.is_empty() {
+        // No separator when nothing can follow it: a body already at the limit stays there.
+        if !body.is_empty() && room > 0 {
             body.push('\n');
         }
         if text.len() <= room {

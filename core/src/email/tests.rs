@@ -208,3 +208,43 @@ fn hostile_structures_do_not_panic_or_blow_up() {
         }
     }
 }
+
+/// Found by the `parse_email` fuzz target: a part limit hit inside an attached message stopped
+/// only that message's walk; each enclosing message counted and reported one more part after it.
+#[test]
+fn the_part_limit_stops_the_walk_at_every_nesting_level() {
+    let inner = "Subject: inner\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\n\
+--i\r\n\r\na\r\n--i\r\n\r\nb\r\n--i\r\n\r\nc\r\n--i--\r\n";
+    let raw = format!(
+        "Subject: outer\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n\
+--o\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--o\r\n\r\nafter\r\n--o\r\n\r\nmore\r\n--o--\r\n"
+    );
+    let limits = EmailLimits { max_parts: 3, ..EmailLimits::DEFAULT };
+    let parsed = parse_email(raw.as_bytes(), "nested.eml", &limits).expect("parses");
+    assert_eq!(parsed.parts, limits.max_parts + 1, "{:?}", parsed.problems);
+    let over: Vec<&String> = parsed.problems.iter().filter(|p| p.contains("over the limit of 3 MIME parts")).collect();
+    assert_eq!(over, ["message 1 / part 2: over the limit of 3 MIME parts; the rest of the message was not read"]);
+
+    // The fuzzer's input, minimised: a broken multipart with an attached message, under 8 parts.
+    let fuzzed = b"F:\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n---\n\xff\xffz\x87\r\n--ouyt\r\n\n\
+caf\xe9 cr\xe8me\r\n--ouom>\n\n------- =_aaaaaaaaaa2\n\x002\n25869.co\x04UUUUUUVe.coz\x87\r\n--oueryID\n\
+Content-Type: message/rfc822\r\n\r\nSu:8bit\r\n\r\n@e";
+    let limits = EmailLimits { max_parts: 8, ..EmailLimits::DEFAULT };
+    let parsed = parse_email(fuzzed, "fuzzed.eml", &limits).expect("parses");
+    assert!(parsed.parts <= limits.max_parts + 1, "{} parts: {:?}", parsed.parts, parsed.problems);
+}
+
+/// Found by the `parse_email` fuzz target: a body that reached `max_text_bytes` exactly got one
+/// more `\n` (the separator before the next text), one byte over the limit.
+#[test]
+fn body_text_that_fills_the_limit_exactly_stays_within_it() {
+    // "abc" and "defg" fill 8 bytes exactly ("abc\ndefg"); the subject of the attached message
+    // comes next and finds no room.
+    let raw = "Subject: outer\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n\
+--o\r\nContent-Type: text/plain\r\n\r\nabc\r\n--o\r\nContent-Type: text/plain\r\n\r\ndefg\r\n\
+--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: more\r\n\r\nxyz\r\n--o--\r\n";
+    let limits = EmailLimits { max_text_bytes: 8, ..EmailLimits::DEFAULT };
+    let parsed = parse_email(raw.as_bytes(), "full.eml", &limits).expect("parses");
+    assert_eq!(parsed.body_text, "abc\ndefg");
+    assert!(parsed.problems.iter().any(|p| p.contains("body text over 8 bytes")), "{:?}", parsed.problems);
+}
