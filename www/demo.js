@@ -9,7 +9,7 @@
 //
 // Query parameters: ?model=URL (a combined model; default: model.json's), ?sha256=HEX, ?workers=N,
 // ?ocr=0 (decide by the image alone), ?ocrData=URL (the OCR trained data folder).
-import { createScanner, messageVerdict } from './pkg/src/index.js';
+import { createScanner } from './pkg/src/index.js';
 
 const $ = (selector) => document.querySelector(selector);
 const params = new URLSearchParams(location.search);
@@ -146,21 +146,31 @@ function showError(entry, message) {
   card.querySelector('.error').textContent = message;
 }
 
-function updateMessageVerdict() {
+// Later updates win: a slider moved quickly starts several, which the worker may answer out of order.
+let verdictRequest = 0;
+
+async function updateMessageVerdict() {
   const done = cards.map((entry) => entry.result).filter(Boolean);
   const target = $('#message-verdict');
-  if (!done.length) {
+  const request = ++verdictRequest;
+  if (!done.length || !scanner) {
     target.textContent = '';
     return;
   }
   const spam = Number($('#threshold').value);
+  let text;
+  let label = '';
   try {
-    const { verdict, reason } = messageVerdict(done, { spam });
-    target.textContent = `As one email: ${verdict ?? 'no verdict'} (${reason})`;
-    target.dataset.verdict = verdict ?? '';
+    // Core's rule, the one a scanned email gets, over these images (computed in the worker).
+    const verdict = await scanner.messageVerdict(done, { rule: { image_spam_threshold: spam } });
+    text = `As one email: ${verdict.label} (${verdict.reason})`;
+    label = verdict.label;
   } catch (error) {
-    target.textContent = error.message;
+    text = error.message;
   }
+  if (request !== verdictRequest) return;
+  target.textContent = text;
+  target.dataset.verdict = label;
 }
 
 async function classify(entry) {

@@ -3,6 +3,12 @@
 /** A class the model can output. */
 export type Label = 'spam' | 'ham' | 'ad' | (string & {});
 
+/**
+ * Each class's probability, in the model's class order: `{ ham, spam }` for the built-in model,
+ * `{ ham, spam, ad }` for a three-class one (`scanner.info.labels` says which).
+ */
+export type Probabilities = { [label: string]: number };
+
 /** Image input: a Blob/File, an ArrayBuffer, or any typed array or DataView over the bytes. */
 export type ImageInput = Blob | ArrayBuffer | ArrayBufferView;
 
@@ -12,7 +18,7 @@ export interface ImageResult {
   /** The most probable class. */
   label: Label;
   /** Every class's probability (they sum to 1): `{ ham, spam, ad? }`. */
-  probabilities: Record<Label, number>;
+  probabilities: Probabilities;
   /** Decode + preprocessing + inference, in milliseconds. */
   millis: number;
   width: number;
@@ -20,7 +26,7 @@ export interface ImageResult {
   /** Detected from the bytes: JPEG, PNG, GIF, BMP, WEBP, TIFF, ICO. */
   format: string;
   /** A model that reads text: what the image alone says. */
-  image_probabilities?: Record<Label, number>;
+  image_probabilities?: Probabilities;
   /** A model that reads text, when the text was read: the text, what it alone says, layout, words. */
   text?: TextReading;
   /** Why the image's text was not read (the image alone decided). */
@@ -45,7 +51,7 @@ export interface TextReading {
   /** Words joined by spaces, lines by newlines. */
   text: string;
   /** The text-only probabilities. */
-  probabilities?: Record<Label, number>;
+  probabilities?: Probabilities;
   layout: {
     words: number;
     confident_words: number;
@@ -107,6 +113,11 @@ export interface ModelInfo {
   metrics: Record<string, unknown> | null;
   training: Record<string, unknown> | null;
   inputDims: number[];
+  /** The model's operating point (`spamlens.thresholds`): the probability that makes an image each
+   * class (an image's `label` follows it); empty when the label is the most probable class. */
+  thresholds: Thresholds;
+  /** How the operating point was chosen (`spamlens.operating_point`), when the model says. */
+  operatingPoint: Record<string, unknown> | null;
   /** How long each step of the model's load took in this worker, in order (milliseconds):
    * wasm module, model bytes (network or cache), sha256 (WebCrypto; or in wasm without it), then
    * tract's steps: protobuf, widen weights, onnx graph, typing, declutter, optimise (kernel
@@ -143,8 +154,8 @@ export interface ModelInfo {
   metadata: Record<string, string>;
 }
 
-/** Probability an image needs for its label to decide the message, per label (default 0.5). */
-export type Thresholds = Partial<Record<'spam' | 'ad', number>>;
+/** An operating point: class → the probability that makes an image that class. */
+export type Thresholds = { [label: string]: number };
 
 export interface ScannerOptions {
   /** The combined spamlens model (backbone + head), ~100 MB. */
@@ -162,7 +173,10 @@ export interface ScannerOptions {
   cache?: boolean;
   /** Keep other cached model versions (default false: a new model replaces them). */
   keepOtherModels?: boolean;
-  thresholds?: Thresholds;
+  /** How the parts' results become a message's verdict (core's rule) in `scanEmail`,
+   * `classifyMessage` and `messageVerdict`, whose own `rule` may override fields. Default: an image
+   * counts by its label (the model's operating point), and the text filter counts. */
+  rule?: VerdictRule;
   /** Force a wasm variant (benchmarks). */
   wasmVariant?: 'relaxed' | 'simd';
   /** Where to fetch the wasm module from instead of beside the package. */
@@ -204,8 +218,14 @@ export declare class MemoryStore implements FilterStore {
   addReaction(user: string, record: ReactionRecord): Promise<void>;
   reactions(user: string): Promise<ReactionRecord[]>;
 }
-export declare class IndexedDbStore extends MemoryStore {
+export declare class IndexedDbStore implements FilterStore {
+  /** The IndexedDB database (default 'spamlens'). */
   constructor(databaseName?: string);
+  loadFilter(user: string): Promise<string | null>;
+  saveFilter(user: string, state: string): Promise<void>;
+  clearFilter(user: string): Promise<void>;
+  addReaction(user: string, record: ReactionRecord): Promise<void>;
+  reactions(user: string): Promise<ReactionRecord[]>;
 }
 
 /** The CLA_ANN text filter's judgement of a message. */
@@ -227,13 +247,15 @@ export interface EmailImage {
   bytes: number;
   sha256: string;
   label?: Label;
-  probabilities?: Record<Label, number>;
+  probabilities?: Probabilities;
   width?: number;
   height?: number;
   format?: string;
   /** Why it was not classified. */
   error?: string;
-  image_probabilities?: Record<Label, number>;
+  /** Why images were not classified at all (no image model in use). */
+  skipped?: string;
+  image_probabilities?: Probabilities;
   text?: TextReading;
   ocr_problem?: string;
 }
@@ -245,7 +267,7 @@ export interface EmailScan {
   from: string | null;
   message_id: string | null;
   date: string | null;
-  verdict: { label: 'spam' | 'ham' | 'ad'; decided_by: 'image' | 'text' | 'image+text' | 'none'; reason: string };
+  verdict: MessageVerdict;
   text: TextScore | null;
   images: EmailImage[];
   /** Remote image URLs: listed, never fetched. */
@@ -253,11 +275,27 @@ export interface EmailScan {
   problems: string[];
 }
 
-/** How the parts become the message's verdict. */
+/** A message's verdict by core's rule (`core::scan::combine`), as `spamlens scan --json` gives it. */
+export interface MessageVerdict {
+  label: 'spam' | 'ham' | 'ad';
+  /** Which part decided: `image+text` when both said spam, `none` for ham. */
+  decided_by: 'image' | 'text' | 'image+text' | 'none';
+  /** The reason in words, naming the image that decided. */
+  reason: string;
+}
+
+/**
+ * How the parts become the message's verdict (core's `VerdictRule`); every field is optional, and
+ * an unknown field, a wrong type or a threshold outside 0..=1 is refused with an Error naming it.
+ */
 export interface VerdictRule {
-  image_spam_threshold?: number;
-  image_ad_threshold?: number;
+  /** An image with at least this p(spam) makes the message spam; null/absent: its label decides. */
+  image_spam_threshold?: number | null;
+  /** An image with at least this p(ad) makes a not-spam message an ad; null/absent: its label decides. */
+  image_ad_threshold?: number | null;
+  /** Whether the text filter's verdict counts (default true). */
   use_text?: boolean;
+  /** Whether the images' labels count (default true). */
   use_images?: boolean;
 }
 
@@ -289,22 +327,29 @@ export interface MessagePart {
   name?: string;
 }
 
-export interface MessageVerdict {
-  /** Most severe label above its threshold; 'ham' if none; null when no image could be classified. */
-  verdict: Label | null;
-  reason: string;
-  /** The image that decided, if one did. */
-  decidedBy: string | null;
+/** What `classifyMessage` returns. */
+export interface MessageClassification {
+  /** Core's verdict over the image parts (`messageVerdict`). */
+  verdict: MessageVerdict;
   images: Array<(ImageResult | ImageFailure) & { contentType: string | null }>;
+  /** The parts that are not images. */
   skipped: Array<{ name: string; contentType: string | null; reason: string }>;
 }
+
+/** A per-image result the verdict reads: `classify`'s (other fields are ignored) or a failure. */
+export type VerdictImage =
+  | { name: string; label: Label; probabilities: Probabilities }
+  | ImageFailure;
 
 export declare class Scanner {
   readonly info: ModelInfo;
   readonly labels: Label[];
   classify(image: ImageInput, options?: { name?: string }): Promise<ImageResult>;
   classifyBatch(images: ImageInput[], options?: { names?: string[] }): Promise<Array<ImageResult | ImageFailure>>;
-  classifyMessage(parts: MessagePart[], options?: { thresholds?: Thresholds }): Promise<MessageVerdict>;
+  /** Classifies the image parts and gives their verdict by core's rule. */
+  classifyMessage(parts: MessagePart[], options?: { rule?: VerdictRule }): Promise<MessageClassification>;
+  /** The message verdict from per-image results by core's rule (the one `scanEmail` uses), in a worker. */
+  messageVerdict(images: VerdictImage[], options?: { rule?: VerdictRule }): Promise<MessageVerdict>;
   /** One verdict for a whole email (.eml bytes): text filter + every image, as `spamlens scan --json`. */
   scanEmail(message: ImageInput, options?: { name?: string; rule?: VerdictRule }): Promise<EmailScan>;
   /** "Mark as spam / not spam": the user's text filter learns at once; saved to the store. */
@@ -316,25 +361,16 @@ export declare class Scanner {
   /** The user's logged reactions. */
   reactions(): Promise<ReactionRecord[]>;
   preprocess(image: ImageInput, options?: { name?: string }): Promise<Float32Array>;
-  classifyTensor(tensor: Float32Array): Promise<{ label: Label; probabilities: Record<Label, number>; millis: number }>;
+  classifyTensor(tensor: Float32Array): Promise<{ label: Label; probabilities: Probabilities; millis: number }>;
   close(): void;
 }
 
 /** Loads the model (from the cache when it can) and starts the worker(s). */
 export declare function createScanner(options: ScannerOptions): Promise<Scanner>;
 
-/** The message verdict from per-image results (what `classifyMessage` uses). */
-export declare function messageVerdict(
-  images: Array<ImageResult | ImageFailure | { name: string; probabilities: Record<string, number> }>,
-  thresholds?: Thresholds,
-): Pick<MessageVerdict, 'verdict' | 'reason' | 'decidedBy'>;
-
 /** Whether a message part is scanned as an image. */
 export declare function isImagePart(part: { contentType?: string; name?: string }): boolean;
 
-/** Labels from most to least severe. */
-export declare const SEVERITY: readonly ['spam', 'ad', 'ham'];
-export declare const DEFAULT_THRESHOLDS: Readonly<{ spam: number; ad: number }>;
 /** The Cache API cache name. */
 export declare const MODEL_CACHE: string;
 
@@ -349,13 +385,3 @@ export declare function clearModelCache(options?: { keep?: string }): Promise<nu
 
 /** The wasm variant this engine would run ('relaxed' | 'simd'); throws without WebAssembly SIMD. */
 export declare function bestVariant(): 'relaxed' | 'simd';
-
-/** The in-thread engine (`spamlens/engine`), for workers of your own. */
-export declare class Engine {
-  static load(options: ScannerOptions): Promise<Engine>;
-  readonly info: ModelInfo;
-  classify(image: ImageInput, name?: string): Promise<ImageResult>;
-  preprocess(image: ImageInput, name?: string): Promise<Float32Array>;
-  classifyTensor(tensor: Float32Array): { label: Label; probabilities: Record<Label, number>; millis: number };
-  dispose(): void;
-}

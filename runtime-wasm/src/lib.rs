@@ -17,11 +17,10 @@ use spamlens_core::classifier::{
     META_BACKBONE_SHA256, META_CREATED, META_FEATURE_SOURCE, META_HEAD, META_KIND, META_METRICS, META_OPERATING_POINT,
     META_PRECISION, META_PREPROCESSING, META_TRAINING, META_VERSION,
 };
-use spamlens_core::email::{self, EmailLimits};
+use spamlens_core::email::{self, EmailLimits, ImageSource};
 use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
 use spamlens_core::ocr::{EngineWord, OcrContract, OcrText};
-use spamlens_core::scan::ImageOutcome;
-use spamlens_core::scan::{self, VerdictRule, check_rule, sha256_hex};
+use spamlens_core::scan::{self, ImageOutcome, ImageResult, VerdictRule, check_rule, sha256_hex};
 use spamlens_core::{
     Classifier as CoreClassifier, ImageReading, ModelOptions, PreparedImage as CorePreparedImage, Verdict,
 };
@@ -145,6 +144,15 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
     value.serialize(&serializer).map_err(|e| JsError::new(&format!("cannot convert a result to JS: {e}")))
 }
 
+/// A JS value as `T`; an error's message is prefixed by `what` (serde_wasm_bindgen's errors are JS
+/// `Error`s, whose own text would read "Error: …" inside ours).
+fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result<T, JsError> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| {
+        let message = js_sys::Error::from(JsValue::from(e)).message();
+        JsError::new(&format!("{what}: {}", String::from(message)))
+    })
+}
+
 fn result_value(name: &str, verdict: &Verdict, millis: f64) -> Result<JsValue, JsError> {
     to_js(&ClassifyResult {
         name,
@@ -219,8 +227,7 @@ impl Classifier {
     #[wasm_bindgen(js_name = checkOcrEngine)]
     pub fn check_ocr_engine(&self, identity: JsValue) -> Result<(), JsError> {
         let Some(text) = self.inner.declared_text_inputs() else { return Ok(()) };
-        let identity: spamlens_core::ocr::EngineIdentity =
-            serde_wasm_bindgen::from_value(identity).map_err(|e| JsError::new(&format!("OCR engine identity: {e}")))?;
+        let identity: spamlens_core::ocr::EngineIdentity = from_js(identity, "OCR engine identity")?;
         text.contract().check(&identity).map_err(|difference| {
             JsError::new(&format!(
                 "model {} reads text with another OCR setup than this page's: {difference}",
@@ -352,10 +359,7 @@ impl Classifier {
         let words: Option<Vec<EngineWord>> = if words.is_undefined() || words.is_null() {
             None
         } else {
-            Some(
-                serde_wasm_bindgen::from_value(words)
-                    .map_err(|e| JsError::new(&format!("{}: OCR words: {e}", prepared.name)))?,
-            )
+            Some(from_js(words, &format!("{}: OCR words", prepared.name))?)
         };
         let (text, problem) = text_for(&inner, &prepared.name, words, ocr_problem);
         let verdict = self.inner.classify_prepared(inner, text)?;
@@ -428,8 +432,7 @@ impl PreparedImage {
     /// newlines), mapped as `classifyPrepared` maps them; empty for an image without OCR input.
     #[wasm_bindgen(js_name = textOf)]
     pub fn text_of(&self, words: JsValue) -> Result<String, JsError> {
-        let words: Vec<EngineWord> = serde_wasm_bindgen::from_value(words)
-            .map_err(|e| JsError::new(&format!("{}: OCR words: {e}", self.name)))?;
+        let words: Vec<EngineWord> = from_js(words, &format!("{}: OCR words", self.name))?;
         Ok(self.inner.as_ref().and_then(|p| p.ocr_image.as_ref()).map(|i| i.text(words).text()).unwrap_or_default())
     }
 
@@ -551,14 +554,161 @@ impl PendingScan {
     }
 }
 
-fn parse_rule(rule: JsValue) -> Result<VerdictRule, JsError> {
-    let rule: VerdictRule = if rule.is_undefined() || rule.is_null() {
-        VerdictRule::default()
-    } else {
-        serde_wasm_bindgen::from_value(rule).map_err(|e| JsError::new(&format!("rule: {e}")))?
-    };
-    check_rule(&rule)?;
+/// A verdict rule from JS (`{ image_spam_threshold, image_ad_threshold, use_text, use_images }`,
+/// each optional; `undefined` or `null`: the defaults), checked by core's `check_rule`. A mistake is
+/// an Error naming the field: an unknown name (a typo would otherwise be ignored), a value of the
+/// wrong type, a threshold outside 0..=1.
+fn parse_rule(value: JsValue) -> Result<VerdictRule, JsError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(VerdictRule::default());
+    }
+    let known = rule_fields();
+    if !value.is_object() || js_sys::Array::is_array(&value) {
+        return Err(JsError::new(&format!(
+            "rule: expected an object with any of {}, got {}",
+            known.join(", "),
+            describe(&value)
+        )));
+    }
+    for key in js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key) {
+            return Err(JsError::new(&format!("rule: unknown field '{key}' (known: {})", known.join(", "))));
+        }
+        // The field alone (the others default), so a type error names it.
+        let field = js_sys::Object::new();
+        let key_value = JsValue::from_str(&key);
+        js_sys::Reflect::set(&field, &key_value, &js_sys::Reflect::get(&value, &key_value).map_err(js_error)?)
+            .map_err(js_error)?;
+        from_js::<VerdictRule>(field.into(), &format!("rule.{key}"))?;
+    }
+    let rule: VerdictRule = from_js(value, "rule")?;
+    check_rule(&rule).map_err(|e| match e {
+        // core reports a bad rule as a text filter setting; here it is the rule argument.
+        spamlens_core::Error::TextFilter { reason } => JsError::new(&format!("rule: {reason}")),
+        other => JsError::new(&format!("rule: {other}")),
+    })?;
     Ok(rule)
+}
+
+/// The names of `VerdictRule`'s fields, as JS spells them (from its serde form, so they cannot
+/// drift from core).
+fn rule_fields() -> Vec<String> {
+    match serde_json::to_value(VerdictRule::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A JS value's kind, for errors.
+fn describe(value: &JsValue) -> String {
+    if js_sys::Array::is_array(value) {
+        "an array".to_owned()
+    } else if let Some(text) = value.as_string() {
+        format!("the string {text:?}")
+    } else {
+        value.js_typeof().as_string().unwrap_or_else(|| "something else".to_owned())
+    }
+}
+
+/// One image's result as the JS side has it: a `classify` result (`{ name, label, probabilities,
+/// … }`, other fields ignored) or a failure (`{ name, error }`).
+#[derive(Debug)]
+struct VerdictImage {
+    name: String,
+    label: Option<String>,
+    probabilities: Option<BTreeMap<String, f64>>,
+    error: Option<String>,
+}
+
+impl VerdictImage {
+    /// Reads entry `index` of the caller's array field by field, so an error names the field
+    /// (`undefined` and `null` count as absent).
+    fn from_entry(entry: &JsValue, index: usize) -> Result<VerdictImage, JsError> {
+        if !entry.is_object() || js_sys::Array::is_array(entry) {
+            return Err(JsError::new(&format!(
+                "images[{index}]: expected {{ name, label, probabilities }} or {{ name, error }}, got {}",
+                describe(entry)
+            )));
+        }
+        let field = |key: &str| {
+            js_sys::Reflect::get(entry, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+        };
+        let name: String = match field("name") {
+            Some(name) => from_js(name, &format!("images[{index}].name"))?,
+            None => return Err(JsError::new(&format!("images[{index}]: needs a 'name'"))),
+        };
+        let at = format!("images[{index}] ('{name}')");
+        let read = |key: &str| field(key).map(|value| (value, format!("{at}.{key}")));
+        Ok(VerdictImage {
+            label: read("label").map(|(v, what)| from_js(v, &what)).transpose()?,
+            probabilities: read("probabilities").map(|(v, what)| from_js(v, &what)).transpose()?,
+            error: read("error").map(|(v, what)| from_js(v, &what)).transpose()?,
+            name,
+        })
+    }
+
+    /// Core's `ImageResult` for this image (`index`: its place in the caller's array, for errors).
+    /// Only the name and the outcome take part in the verdict; the rest is left empty.
+    fn into_result(self, index: usize) -> Result<ImageResult, String> {
+        let VerdictImage { name, label, probabilities, error } = self;
+        let outcome = match (error, label, probabilities) {
+            (Some(error), _, _) => ImageOutcome::Failed { error },
+            (None, Some(label), Some(probabilities)) => {
+                if let Some((class, p)) = probabilities.iter().find(|(_, p)| !(0.0..=1.0).contains(*p)) {
+                    return Err(format!("images[{index}] ('{name}'): probabilities.{class} = {p} is not within 0..=1"));
+                }
+                ImageOutcome::Classified {
+                    label,
+                    probabilities: probabilities.into_iter().map(|(class, p)| (class, serde_json::json!(p))).collect(),
+                    image_probabilities: None,
+                    text: None,
+                    ocr_problem: None,
+                    width: 0,
+                    height: 0,
+                    format: String::new(),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "images[{index}] ('{name}'): needs 'label' and 'probabilities' (a classified image) or \
+                     'error' (one that could not be)"
+                ));
+            }
+        };
+        Ok(ImageResult {
+            name,
+            source: ImageSource::Attachment,
+            content_type: None,
+            bytes: 0,
+            sha256: String::new(),
+            outcome,
+        })
+    }
+}
+
+/// The message's verdict from its images' results, by core's rule (`core::scan::combine`, the one
+/// `scanEmail` uses, without a text score): `images` is an array of `classify` results (`{ name,
+/// label, probabilities }`) and failures (`{ name, error }`); `rule` as for `scanEmail`
+/// (`{ image_spam_threshold, image_ad_threshold, use_text, use_images }`, defaults when absent: an
+/// image counts by its label, the model's operating point). Returns `{ label: 'spam' | 'ham' | 'ad',
+/// decided_by: 'image' | 'none', reason }`. Throws an Error naming the image or the rule field
+/// that is wrong.
+#[wasm_bindgen(js_name = messageVerdict)]
+pub fn message_verdict(images: JsValue, rule: JsValue) -> Result<JsValue, JsError> {
+    let rule = parse_rule(rule)?;
+    if !js_sys::Array::is_array(&images) {
+        return Err(JsError::new(&format!(
+            "images: expected an array of image results ({{ name, label, probabilities }} or {{ name, error }}), got {}",
+            describe(&images)
+        )));
+    }
+    let results = js_sys::Array::from(&images)
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| VerdictImage::from_entry(&entry, index)?.into_result(index).map_err(|e| JsError::new(&e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    to_js(&scan::combine(None, &results, &rule))
 }
 
 /// The built-in text filter (CLA_ANN trained on SpamAssassin, `models/default/TEXT_FILTER.md`).
@@ -734,5 +884,48 @@ mod tests {
         let pairs = vec![("ham".to_owned(), 0.25f32), ("spam".to_owned(), 0.5), ("ad".to_owned(), 0.25)];
         let json = serde_json::to_string(&Probabilities(&pairs)).unwrap();
         assert_eq!(json, r#"{"ham":0.25,"spam":0.5,"ad":0.25}"#);
+    }
+
+    fn image(name: &str, label: Option<&str>, spam: Option<f64>, error: Option<&str>) -> VerdictImage {
+        VerdictImage {
+            name: name.into(),
+            label: label.map(Into::into),
+            probabilities: spam.map(|p| BTreeMap::from([("ham".to_owned(), 1.0 - p), ("spam".to_owned(), p)])),
+            error: error.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn js_image_results_become_core_results_for_cores_rule() {
+        let results: Vec<ImageResult> = [
+            image("a.png", Some("ham"), Some(0.2), None),
+            image("b.png", Some("spam"), Some(0.9), None),
+            image("c.png", None, None, Some("c.png: corrupt")),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, image)| image.into_result(i).unwrap())
+        .collect();
+        assert!(matches!(&results[2].outcome, ImageOutcome::Failed { error } if error == "c.png: corrupt"));
+        let verdict = scan::combine(None, &results, &VerdictRule::default());
+        assert_eq!((verdict.label.as_str(), verdict.decided_by.as_str()), ("spam", "image"));
+        assert!(verdict.reason.contains("'b.png'"), "{}", verdict.reason);
+        let strict = VerdictRule { image_spam_threshold: Some(0.95), ..VerdictRule::default() };
+        assert_eq!(scan::combine(None, &results, &strict).label, "ham");
+    }
+
+    #[test]
+    fn incomplete_or_impossible_image_results_are_named() {
+        let err = image("x.png", Some("spam"), None, None).into_result(3).unwrap_err();
+        assert!(err.starts_with("images[3] ('x.png'): needs 'label' and 'probabilities'"), "{err}");
+        let err = image("y.png", Some("spam"), Some(1.5), None).into_result(0).unwrap_err();
+        assert!(err.contains("probabilities.ham = -0.5 is not within 0..=1"), "{err}");
+        let err = image("z.png", Some("spam"), Some(f64::NAN), None).into_result(0).unwrap_err();
+        assert!(err.contains("is not within 0..=1"), "{err}");
+    }
+
+    #[test]
+    fn rule_fields_are_cores() {
+        assert_eq!(rule_fields(), ["image_ad_threshold", "image_spam_threshold", "use_images", "use_text"]);
     }
 }

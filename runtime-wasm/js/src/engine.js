@@ -3,6 +3,7 @@
 import { loadWasm } from './wasm.js';
 import { loadModelBytes, sha256Hex } from './model-source.js';
 import { OcrEngine } from './ocr.js';
+import { messageVerdict } from './verdict.js';
 
 const now = () => (typeof performance === 'object' ? performance.now() : Date.now());
 
@@ -166,6 +167,8 @@ export class Engine {
    * reason }, text, images, remote_images, problems, subject, ... }` as `spamlens scan --json`.
    */
   async scanEmail(message, name = 'message', rule = undefined) {
+    // The rule is checked before any image is classified (a mistake in it throws at once).
+    messageVerdict(this.wasm, [], rule);
     const scan = this.classifier.beginScan(await imageBytes(message), name);
     try {
       for (let index = 0; index < scan.imageCount; index++) {
@@ -182,6 +185,15 @@ export class Engine {
     } finally {
       scan.free();
     }
+  }
+
+  /**
+   * The message verdict from per-image results (`classify` results, `{ name, error }` failures) by
+   * core's rule, the one `scanEmail` uses: `{ label, decided_by, reason }`. Throws an Error naming
+   * the image or the `rule` field that is wrong.
+   */
+  messageVerdict(images, rule = undefined) {
+    return messageVerdict(this.wasm, images, rule);
   }
 
   /**

@@ -2,16 +2,16 @@
 //
 //   const scanner = await createScanner({ modelUrl: '/models/spamlens.onnx', onProgress });
 //   const { label, probabilities, millis } = await scanner.classify(blob);
-//   const { verdict, reason, images } = await scanner.classifyMessage(parts);
+//   const { verdict: { label, reason }, images } = await scanner.classifyMessage(parts);
 //   const scan = await scanner.scanEmail(emlBytes);          // text (CLA_ANN) + images, one verdict
 //   const { before, after } = await scanner.feedback(emlBytes, 'spam');  // the user's filter learns
 import { Engine } from './engine.js';
 import { defaultStore } from './storage.js';
-import { isImagePart, messageVerdict } from './verdict.js';
+import { isImagePart, verdictImages } from './verdict.js';
 
 export { MemoryStore, IndexedDbStore } from './storage.js';
 
-export { messageVerdict, isImagePart, SEVERITY, DEFAULT_THRESHOLDS } from './verdict.js';
+export { isImagePart } from './verdict.js';
 export { clearModelCache, MODEL_CACHE } from './model-source.js';
 export { bestVariant } from './wasm.js';
 export { clearOcrCache, TESSDATA_CACHE } from './ocr.js';
@@ -100,9 +100,11 @@ function transferable(image) {
  *   each for the built-in model with int8 compute, ~300 MB in f32; `info.wasmMemoryBytes` says).
  * - `worker` (default: whether `Worker` exists): false runs in the calling thread (Node, tests).
  * - `cache` (default true), `keepOtherModels` (default false): the Cache API model store.
- * - `thresholds` ({ spam, ad }): for `classifyMessage`; default: the model's own operating point
- *   (`scanner.info.thresholds`, chosen by the trainer for a target ham→spam false-positive rate),
- *   else 0.5.
+ * - `rule` ({ image_spam_threshold, image_ad_threshold, use_text, use_images }): how the parts'
+ *   results become a message's verdict (core's rule) in `scanEmail`, `classifyMessage` and
+ *   `messageVerdict`, each of which may override fields; default: an image counts by its label,
+ *   i.e. the model's own operating point (`scanner.info.thresholds`, chosen by the trainer for a
+ *   target ham→spam false-positive rate), and the text filter counts.
  * - `wasmVariant` ('relaxed' | 'simd'), `wasmUrl`, `workerUrl`: overrides for benchmarks and CDNs.
  * - `ocr` (default true): read the text in images when the model does (Tesseract in the worker);
  *   false decides every image by the model's image-only output (faster). `ocrDataUrl`: the folder
@@ -120,7 +122,12 @@ export async function createScanner(options = {}) {
   const store = options.store ?? defaultStore();
   const user = options.user ?? 'default';
   const textFilter = options.textFilter ?? (await store.loadFilter(user));
-  const { onProgress, workerUrl, modelBytes, fetchImpl, worker, workers, thresholds, ...rest } = options;
+  if (options.thresholds !== undefined) {
+    throw new TypeError(
+      "spamlens: the 'thresholds' option was replaced by 'rule': { image_spam_threshold, image_ad_threshold }",
+    );
+  }
+  const { onProgress, workerUrl, modelBytes, fetchImpl, worker, workers, rule, ...rest } = options;
   delete rest.store;
   delete rest.user;
   // Workers resolve URLs against their own script: make the page's relative URLs absolute.
@@ -132,7 +139,7 @@ export async function createScanner(options = {}) {
   options = { ...options, store, user };
   if (!useWorker) {
     const engine = await Engine.load({ ...loadOptions, modelBytes, fetchImpl, onProgress });
-    return new Scanner([engine], engine.info, { ...options, loadOptions }, false);
+    return checked(new Scanner([engine], engine.info, { ...options, loadOptions }, false));
   }
   const engines = [];
   try {
@@ -159,9 +166,20 @@ export async function createScanner(options = {}) {
     await Promise.all(others);
     // A worker that fails is replaced from the same source (the cache, else the URL or the bytes).
     const reload = { ...loadOptions, sha256: info.sha256, modelBytes };
-    return new Scanner(engines, info, { ...options, workerUrl, loadOptions: reload }, true);
+    return await checked(new Scanner(engines, info, { ...options, workerUrl, loadOptions: reload }, true));
   } catch (error) {
     for (const engine of engines) engine.dispose();
+    throw error;
+  }
+}
+
+/** The scanner, once core has accepted its `rule` (else closed, and the Error naming the field thrown). */
+async function checked(scanner) {
+  try {
+    await scanner.messageVerdict([]);
+    return scanner;
+  } catch (error) {
+    scanner.close();
     throw error;
   }
 }
@@ -174,8 +192,8 @@ export class Scanner {
     this.info = info;
     this.options = options;
     this.usesWorkers = workers;
-    // The page's thresholds win over the model's operating point, which wins over 0.5.
-    this.thresholds = { ...(info?.thresholds ?? {}), ...(options.thresholds ?? {}) };
+    /** The verdict rule's fields this scanner was created with (calls may override them). */
+    this.rule = options.rule ?? {};
     this.closed = false;
     this.store = options.store;
     this.user = options.user;
@@ -230,13 +248,38 @@ export class Scanner {
     );
   }
 
+  /** `rule`'s fields over the scanner's. */
+  ruleWith(rule) {
+    if (rule === undefined || rule === null) return this.rule;
+    if (typeof rule !== 'object' || Array.isArray(rule)) return rule; // refused, with its message, in wasm
+    return { ...this.rule, ...rule };
+  }
+
+  /**
+   * The message verdict from per-image results (`classify` results and `{ name, error }` failures)
+   * by core's rule, the one `scanEmail` uses, computed in a worker: `{ label: 'spam' | 'ham' | 'ad',
+   * decided_by: 'image' | 'none', reason }`. An image counts by its label (the model's operating
+   * point) unless `rule` sets `image_spam_threshold` / `image_ad_threshold`. Rejects with an Error
+   * naming the image or the `rule` field that is wrong.
+   */
+  async messageVerdict(images, { rule } = {}) {
+    const engine = await this.pick();
+    if (!this.usesWorkers) return engine.messageVerdict(images, this.ruleWith(rule));
+    return engine.request({ op: 'messageVerdict', images: verdictImages(images), rule: this.ruleWith(rule) });
+  }
+
   /**
    * Scans a message's parts (`{ data, contentType, name }`, data as for `classify`): image parts are
-   * classified, the rest skipped. Returns `{ verdict: 'spam' | 'ad' | 'ham' | null, reason, decidedBy,
-   * images, skipped }`; the verdict is the most severe label above its threshold (`thresholds`
-   * here, else the scanner's, else the model's operating point, else 0.5).
+   * classified, the rest skipped. Returns `{ verdict: { label: 'spam' | 'ham' | 'ad', decided_by,
+   * reason }, images, skipped }`, the verdict by `messageVerdict` (core's rule; `rule` overrides the
+   * scanner's).
    */
-  async classifyMessage(parts, { thresholds } = {}) {
+  async classifyMessage(parts, { rule, thresholds } = {}) {
+    if (thresholds !== undefined) {
+      throw new TypeError(
+        "spamlens: classifyMessage's 'thresholds' option was replaced by 'rule': { image_spam_threshold, image_ad_threshold }",
+      );
+    }
     const images = [];
     const skipped = [];
     parts.forEach((part, index) => {
@@ -249,23 +292,23 @@ export class Scanner {
       { names: images.map((part) => part.name) },
     );
     const withTypes = results.map((result, index) => ({ ...result, contentType: images[index].contentType ?? null }));
-    return { ...messageVerdict(withTypes, { ...this.thresholds, ...thresholds }), images: withTypes, skipped };
+    return { verdict: await this.messageVerdict(withTypes, { rule }), images: withTypes, skipped };
   }
 
   /**
    * One verdict for a whole email (`.eml` bytes as a Blob, File, ArrayBuffer or typed array): the
    * user's text filter scores the subject and body, every image (attachments, `cid:` inline parts,
    * `data:` URIs) is classified, and `verdict: { label: 'spam' | 'ham' | 'ad', decided_by, reason }`
-   * combines them, exactly as `spamlens scan --json`. `rule` overrides `{ image_spam_threshold,
-   * image_ad_threshold, use_text, use_images }`. Rejects with an Error naming the message when the
-   * bytes are not an email.
+   * combines them, exactly as `spamlens scan --json`. `rule` overrides fields of the scanner's `{
+   * image_spam_threshold, image_ad_threshold, use_text, use_images }`. Rejects with an Error naming
+   * the message when the bytes are not an email (or the rule field that is wrong).
    */
   async scanEmail(message, { name = message?.name ?? 'message', rule } = {}) {
     await this.learning;
     const engine = await this.pick();
-    if (!this.usesWorkers) return engine.scanEmail(message, name, rule);
+    if (!this.usesWorkers) return engine.scanEmail(message, name, this.ruleWith(rule));
     const { image, transfer } = transferable(message);
-    return engine.request({ op: 'scanEmail', image, name, rule }, transfer);
+    return engine.request({ op: 'scanEmail', image, name, rule: this.ruleWith(rule) }, transfer);
   }
 
   /**

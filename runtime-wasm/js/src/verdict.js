@@ -1,16 +1,13 @@
-// One verdict for a message from the verdicts of its images.
-
-/** Labels from most to least severe; a message takes the most severe label an image reaches. */
-export const SEVERITY = ['spam', 'ad', 'ham'];
-
-/** Default probability an image needs for its label to decide a message. */
-export const DEFAULT_THRESHOLDS = Object.freeze({ spam: 0.5, ad: 0.5 });
+// One verdict for a message from the results of its images. The rule is core's
+// (`core::scan::combine`, the one `scanEmail` and native `spamlens scan` use), run by the wasm
+// module where it is already loaded: the scanner's worker, or this thread with `worker: false`.
 
 const IMAGE_NAME = /\.(jpe?g|png|gif|bmp|webp|tiff?|ico)$/i;
 
 /**
  * Whether a message part should be scanned as an image: an `image/*` content type, or a generic one
  * (`application/octet-stream`, none) on a file name with an image extension — spam often mislabels.
+ * (For a whole `.eml`, `scanEmail` uses core's parser instead, which sniffs the bytes.)
  */
 export function isImagePart(part) {
   const type = String(part.contentType ?? '').toLowerCase().split(';')[0].trim();
@@ -19,38 +16,26 @@ export function isImagePart(part) {
 }
 
 /**
- * The message verdict from per-image results (`{ name, probabilities }` or `{ name, error }`): the
- * most severe non-ham label whose probability reaches its threshold on any image; otherwise 'ham'
- * when at least one image was classified, and null when none could be. `reason` says which image
- * decided and why.
+ * The fields of per-image results (`classify` results, `{ name, error }` failures) that the rule
+ * reads: what goes to the worker (less to copy, and nothing a worker message cannot carry).
+ * Anything that is not an array is passed on for the wasm side to refuse with its message.
  */
-export function messageVerdict(images, thresholds = {}) {
-  const limits = { ...DEFAULT_THRESHOLDS, ...thresholds };
-  for (const [label, limit] of Object.entries(limits)) {
-    if (!(typeof limit === 'number' && limit >= 0 && limit <= 1)) {
-      throw new RangeError(`spamlens: threshold for '${label}' must be a number in [0, 1], got ${limit}`);
-    }
-  }
-  const classified = images.filter((image) => image && image.probabilities);
-  for (const label of SEVERITY) {
-    if (label === 'ham' || limits[label] === undefined) continue;
-    let decider = null;
-    for (const image of classified) {
-      const p = image.probabilities[label];
-      if (typeof p === 'number' && p >= limits[label] && (!decider || p > decider.probabilities[label])) decider = image;
-    }
-    if (decider) {
-      const p = decider.probabilities[label];
-      return {
-        verdict: label,
-        decidedBy: decider.name,
-        reason: `image '${decider.name}': ${label} ${p.toFixed(3)} ≥ ${limits[label]}`,
-      };
-    }
-  }
-  if (classified.length === 0) {
-    return { verdict: null, decidedBy: null, reason: images.length ? 'no image could be classified' : 'no images' };
-  }
-  const limitsText = Object.entries(limits).map(([l, t]) => `${l} ≥ ${t}`).join(', ');
-  return { verdict: 'ham', decidedBy: null, reason: `no image reached ${limitsText}` };
+export function verdictImages(images) {
+  if (!Array.isArray(images)) return images;
+  return images.map((image) =>
+    image && typeof image === 'object'
+      ? { name: image.name, label: image.label, probabilities: image.probabilities, error: image.error }
+      : image,
+  );
+}
+
+/**
+ * The message verdict from per-image results by core's rule, with `wasm` (a loaded module, see
+ * `loadWasm`): `{ label: 'spam' | 'ham' | 'ad', decided_by: 'image' | 'none', reason }`. `rule`:
+ * `{ image_spam_threshold, image_ad_threshold, use_text, use_images }`, each optional (default: an
+ * image counts by its label, the model's operating point). Throws an Error naming the image or the
+ * rule field that is wrong.
+ */
+export function messageVerdict(wasm, images, rule) {
+  return wasm.messageVerdict(verdictImages(images), rule);
 }

@@ -1,7 +1,7 @@
 // Loads the spamlens WebAssembly module once per JS realm (page, worker or Node process), picking
 // the fastest variant this engine validates: relaxed SIMD (fused multiply-add in tract's matmul
 // kernels), else plain SIMD128. Both variants share one wasm-bindgen glue file.
-import init, { Classifier, TextFilter, parseEmail, feedback, version, simdLevel } from '../dist/spamlens_wasm.js';
+import init, { Classifier, TextFilter, parseEmail, feedback, messageVerdict, version, simdLevel } from '../dist/spamlens_wasm.js';
 
 // (func (result v128) v128.const 0 v128.const 0 v128.const 0 f32x4.relaxed_madd)
 const RELAXED_SIMD_PROBE = new Uint8Array([
@@ -38,7 +38,7 @@ let loading = null;
 /**
  * Initialises the module once; later calls share the first. `variant` ('relaxed' | 'simd') forces
  * one (benchmarks); `wasmUrl` overrides where the module is fetched from (a CDN, say).
- * Resolves to `{ Classifier, TextFilter, parseEmail, feedback, version, simd, memoryBytes }`.
+ * Resolves to `{ Classifier, TextFilter, parseEmail, feedback, messageVerdict, version, simd, memoryBytes }`.
  */
 export function loadWasm({ variant, wasmUrl } = {}) {
   if (!loading) {
@@ -55,7 +55,16 @@ export function loadWasm({ variant, wasmUrl } = {}) {
       const exports = await init({ module_or_path: source });
       // Linear memory only grows, so its size is the realm's peak (the model load sets it).
       const memoryBytes = () => exports.memory.buffer.byteLength;
-      return { Classifier, TextFilter, parseEmail, feedback, version: version(), simd: simdLevel(), memoryBytes };
+      return {
+        Classifier,
+        TextFilter,
+        parseEmail,
+        feedback,
+        messageVerdict,
+        version: version(),
+        simd: simdLevel(),
+        memoryBytes,
+      };
     })();
     loading.catch(() => {
       loading = null;

@@ -1,6 +1,6 @@
 // The Web Worker: one Engine, requests answered in arrival order, progress posted while loading.
 // Messages in: { id, op: 'load' | 'classify' | 'preprocess' | 'classifyTensor' | 'scanEmail' |
-// 'feedback' | 'setTextFilter', ... }.
+// 'messageVerdict' | 'feedback' | 'setTextFilter', ... }.
 // Messages out: { id, progress } while loading, then { id, result } or { id, error, fatal }.
 import { Engine } from './engine.js';
 
@@ -25,6 +25,9 @@ const handlers = {
   },
   async scanEmail(message) {
     return ready().scanEmail(message.image, message.name, message.rule);
+  },
+  async messageVerdict(message) {
+    return ready().messageVerdict(message.images, message.rule);
   },
   async feedback(message) {
     return ready().feedback(message.image, message.label, message.name, message.now);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { createScanner, messageVerdict, isImagePart, bestVariant, SEVERITY, MemoryStore } from '../src/index.js';
+import { createScanner, isImagePart, bestVariant, MemoryStore } from '../src/index.js';
 import { loadModelBytes, download } from '../src/model-source.js';
 import { loadWasm } from '../src/wasm.js';
 
@@ -193,7 +193,7 @@ test('preprocess + classifyTensor gives classify\'s probabilities', async () => 
   await assert.rejects(scanner.classifyTensor(new Float32Array(5)), /input batch of 5 floats/);
 });
 
-test('a message: image parts classified, others skipped, the most severe label decides', async () => {
+test('a message: image parts classified, others skipped, core\'s rule decides', async () => {
   const spam = expected.find((r) => r.label === 'spam');
   const ham = expected.find((r) => r.label === 'ham');
   assert.ok(spam && ham, 'the reference images include a spam and a ham image');
@@ -204,29 +204,61 @@ test('a message: image parts classified, others skipped, the most severe label d
     { data: new Uint8Array(3), contentType: 'image/png', name: 'broken.png' },
   ];
   const message = await scanner.classifyMessage(parts);
-  assert.equal(message.verdict, 'spam');
-  assert.equal(message.decidedBy, 'offer.gif');
+  assert.equal(message.verdict.label, 'spam');
+  assert.equal(message.verdict.decided_by, 'image');
+  assert.match(message.verdict.reason, /^image 'offer\.gif' is spam \(p = [0-9.]+ over the model's threshold\)$/);
   assert.deepEqual(message.skipped.map((s) => s.name), ['body.txt']);
   assert.equal(message.images.length, 3);
   assert.match(message.images[2].error, /^broken\.png: /);
-  const strict = await scanner.classifyMessage(parts.slice(0, 2));
-  assert.equal(strict.verdict, 'ham');
+  // The verdict is messageVerdict's over the image results.
+  assert.deepEqual(await scanner.messageVerdict(message.images), message.verdict);
+  const hamOnly = await scanner.classifyMessage(parts.slice(0, 2));
+  assert.deepEqual(hamOnly.verdict, { label: 'ham', decided_by: 'none', reason: 'no text filter; 1 of 1 images classified, none spam' });
+  // A threshold above the spam image's p(spam) lets it through.
+  const pSpam = message.images[1].probabilities.spam;
+  const lenient = await scanner.classifyMessage(parts, { rule: { image_spam_threshold: Math.min(1, pSpam + 1e-3) } });
+  assert.equal(lenient.verdict.label, 'ham');
   const none = await scanner.classifyMessage([parts[0]]);
-  assert.equal(none.verdict, null);
-  assert.equal(none.reason, 'no images');
+  assert.deepEqual(none.verdict, { label: 'ham', decided_by: 'none', reason: 'no text filter; 0 of 0 images classified, none spam' });
+  await assert.rejects(scanner.classifyMessage(parts, { thresholds: { spam: 0.8 } }), /'thresholds' option was replaced by 'rule'/);
 });
 
-test('messageVerdict: severity, thresholds and bad thresholds', () => {
-  const img = (name, probabilities) => ({ name, probabilities });
-  const images = [img('a', { ham: 0.4, spam: 0.2, ad: 0.4 }), img('b', { ham: 0.3, spam: 0.45, ad: 0.25 })];
-  assert.equal(messageVerdict(images).verdict, 'ham');
-  assert.equal(messageVerdict(images, { spam: 0.4 }).verdict, 'spam');
-  assert.equal(messageVerdict(images, { spam: 0.4 }).decidedBy, 'b');
-  assert.equal(messageVerdict(images, { ad: 0.3 }).verdict, 'ad');
-  assert.equal(messageVerdict(images, { ad: 0.3, spam: 0.45 }).verdict, 'spam', 'spam outranks ad');
-  assert.equal(messageVerdict([{ name: 'x', error: 'x: corrupt' }]).verdict, null);
-  assert.throws(() => messageVerdict(images, { spam: 1.5 }), RangeError);
-  assert.deepEqual(SEVERITY, ['spam', 'ad', 'ham']);
+test('messageVerdict is core\'s rule: labels, thresholds, failures, and errors naming the field', async () => {
+  const img = (name, label, spam, ad) => ({ name, label, probabilities: { ham: 1 - spam - ad, spam, ad } });
+  const images = [img('a', 'ad', 0.2, 0.4), img('b', 'ham', 0.45, 0.25), { name: 'c', error: 'c: corrupt' }];
+  const verdict = (rule) => scanner.messageVerdict(images, { rule });
+  // By default each image counts by its label (the model's operating point).
+  assert.deepEqual(await verdict(), { label: 'ad', decided_by: 'image', reason: "image 'a' is an ad (p = 0.400 over the model's threshold)" });
+  assert.deepEqual(await verdict({ image_spam_threshold: 0.4 }), { label: 'spam', decided_by: 'image', reason: "image 'b' is spam (p = 0.450 ≥ 0.4)" });
+  assert.equal((await verdict({ image_ad_threshold: 0.5 })).label, 'ham');
+  assert.equal((await verdict({ use_images: false })).label, 'ham');
+  assert.equal((await scanner.messageVerdict([{ name: 'x', error: 'x: corrupt' }])).label, 'ham');
+  assert.equal((await scanner.messageVerdict([])).reason, 'no text filter; 0 of 0 images classified, none spam');
+  // Bad rules and results are Errors naming what is wrong.
+  await assert.rejects(verdict({ image_spam_threshold: 1.5 }), /^Error: rule: image spam threshold 1\.5 is outside 0\.\.=1$/);
+  await assert.rejects(verdict({ image_spam_threshold: Number.NaN }), /rule: image spam threshold NaN is outside 0\.\.=1/);
+  await assert.rejects(verdict({ image_ad_threshold: 'high' }), /^Error: rule\.image_ad_threshold: invalid type: string "high"/);
+  await assert.rejects(verdict({ use_text: 1 }), /^Error: rule\.use_text: /);
+  await assert.rejects(verdict({ spam: 0.8 }), /^Error: rule: unknown field 'spam' \(known: image_ad_threshold, image_spam_threshold, use_images, use_text\)$/);
+  await assert.rejects(verdict('strict'), /^Error: rule: expected an object with any of .*, got the string "strict"$/);
+  await assert.rejects(scanner.messageVerdict([{ name: 'p', probabilities: { spam: 0.9 } }]), /^Error: images\[0\] \('p'\): needs 'label' and 'probabilities'/);
+  await assert.rejects(scanner.messageVerdict([img('q', 'spam', 1.5, 0)]), /images\[0\] \('q'\): probabilities\.ham = -0\.5 is not within 0\.\.=1/);
+  await assert.rejects(scanner.messageVerdict([{ label: 'spam', probabilities: {} }]), /^Error: images\[0\]: needs a 'name'$/);
+  await assert.rejects(scanner.messageVerdict([{ name: 'r', label: 'spam', probabilities: { spam: '0.9' } }]), /^Error: images\[0\] \('r'\)\.probabilities: invalid type: string "0\.9", expected f64$/);
+  await assert.rejects(scanner.messageVerdict([img('s', 'spam', 0.9, 0), 7]), /^Error: images\[1\]: expected \{ name, label, probabilities \} or \{ name, error \}, got number$/);
+  await assert.rejects(scanner.messageVerdict({ name: 'x' }), /^Error: images: expected an array/);
+  // The same rule reaches scanEmail.
+  await assert.rejects(scanner.scanEmail(new Uint8Array(0), { rule: { image_spam_treshold: 0.5 } }), /unknown field 'image_spam_treshold'/);
+  // A scanner's rule is checked when it is created, and is the default its calls override.
+  await assert.rejects(createScanner({ ...base, rule: { image_spam_threshold: 2 } }), /rule: image spam threshold 2 is outside/);
+  await assert.rejects(createScanner({ ...base, thresholds: { spam: 0.5 } }), /'thresholds' option was replaced by 'rule'/);
+  const strict = await createScanner({ ...base, ocr: false, rule: { image_spam_threshold: 0.4 } });
+  try {
+    assert.equal((await strict.messageVerdict(images)).label, 'spam');
+    assert.equal((await strict.messageVerdict(images, { rule: { image_spam_threshold: 0.5 } })).label, 'ad');
+  } finally {
+    strict.close();
+  }
   assert.ok(isImagePart({ contentType: 'IMAGE/GIF' }));
   assert.ok(isImagePart({ name: 'x.JPG' }));
   assert.ok(!isImagePart({ contentType: 'text/html', name: 'x.png' }));
@@ -271,14 +303,14 @@ test('npm pack ships a self-contained package', async () => {
     const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: packageDir, encoding: 'utf8' });
     const [packed] = JSON.parse(out);
     const files = packed.files.map((f) => f.path).sort();
-    for (const needed of ['dist/spamlens_relaxed.wasm', 'dist/spamlens_simd.wasm', 'dist/spamlens_wasm.js', 'index.d.ts', 'package.json', 'README.md', 'src/index.js', 'src/worker.js']) {
+    for (const needed of ['dist/spamlens_relaxed.wasm', 'dist/spamlens_simd.wasm', 'dist/spamlens_wasm.js', 'index.d.ts', 'engine.d.ts', 'package.json', 'README.md', 'src/index.js', 'src/worker.js']) {
       assert.ok(files.includes(needed), `${needed} missing from ${files.join(', ')}`);
     }
     assert.ok(!files.some((f) => f.startsWith('test/')), 'tests are not shipped');
     execFileSync('tar', ['-xzf', join(dir, packed.filename), '-C', dir]);
     const packedIndex = pathToFileURL(join(dir, 'package', 'src', 'index.js')).href;
-    const { messageVerdict: packedVerdict, bestVariant: packedVariant } = await import(packedIndex);
-    assert.equal(typeof packedVerdict, 'function');
+    const { createScanner: packedCreate, bestVariant: packedVariant } = await import(packedIndex);
+    assert.equal(typeof packedCreate, 'function');
     assert.ok(['relaxed', 'simd'].includes(packedVariant()));
     console.log(`# packed ${packed.filename}: ${files.length} files, ${packed.size} bytes (${packed.unpackedSize} unpacked)`);
   } finally {
@@ -322,6 +354,19 @@ test('scanEmail gives the verdict native spamlens scan gives', async () => {
     });
   }
   await assert.rejects(scanner.scanEmail(new Uint8Array([0x89, 0x50, 0x4e, 0x47]), { name: 'x.png' }), /x\.png: not an email message/);
+});
+
+test('messageVerdict over an email\'s images is scanEmail\'s verdict without the text: one rule', async () => {
+  let withImages = 0;
+  for (const reference of scanExpected) {
+    const bytes = await readFile(reference.message);
+    for (const rule of [{ use_text: false }, { use_text: false, image_spam_threshold: 0.3, image_ad_threshold: 0.3 }]) {
+      const scan = await scanner.scanEmail(bytes, { name: reference.message, rule });
+      assert.deepEqual(await scanner.messageVerdict(scan.images, { rule }), scan.verdict, reference.message);
+    }
+    if (reference.images.length) withImages += 1;
+  }
+  assert.ok(withImages >= 2, 'some of the emails have images');
 });
 
 test('feedback teaches the user\'s filter, persists it and logs the reaction', async () => {
