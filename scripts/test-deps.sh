@@ -49,6 +49,10 @@ echo "== Python reference packages (onnxruntime, pillow, numpy, pyarrow, pandas)
 if ! python3 -c "import onnxruntime, PIL, numpy, pyarrow, pandas" 2>/dev/null; then
     python3 -m pip install --quiet --root-user-action=ignore onnxruntime pillow numpy pyarrow pandas
 fi
+# Schemathesis: runtime-native/tests/openapi_schemathesis.rs fuzzes the server against its OpenAPI document.
+if ! command -v schemathesis >/dev/null; then
+    python3 -m pip install --quiet --root-user-action=ignore schemathesis
+fi
 
 echo "== wasm-bindgen-cli at the version Cargo.lock pins (cached in ~/.cargo/bin)"
 pinned="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use spamlens_core::scan::sha256_hex;
-use spamlens_trainer::backbone;
+use spamlens_model::backbone;
 
 /// The default head graph (f16 weights), trained by the command in `models/default/MODEL_CARD.md`.
 pub const DEFAULT_HEAD: &[u8] = include_bytes!("../../models/default/head.onnx");
@@ -72,10 +72,9 @@ pub fn default_model(backbone_hint: Option<&Path>) -> Result<PathBuf> {
         return Ok(path);
     }
     tracing::info!(backbone = %backbone_path.display(), cache = %path.display(), "combining the built-in head with the backbone (once)");
-    let head = spamlens_trainer::export::read_head_graph(DEFAULT_HEAD, "built-in head")?;
-    let combined =
-        spamlens_trainer::export::combine(&backbone_bytes, &backbone_path.display().to_string(), &head, false)
-            .with_context(|| format!("attaching the built-in head to {}", backbone_path.display()))?;
+    let head = spamlens_model::read_head_graph(DEFAULT_HEAD, "built-in head")?;
+    let combined = spamlens_model::combine(&backbone_bytes, &backbone_path.display().to_string(), &head, false)
+        .with_context(|| format!("attaching the built-in head to {}", backbone_path.display()))?;
     // Another process may have combined it meanwhile (with another creation time): its file stays,
     // since it may already be serving it.
     spamlens_fetch::write_new(&path, &combined).with_context(|| format!("caching {}", path.display()))?;
@@ -94,17 +93,16 @@ pub const DEFAULT_ACTIVATION_RANGES: &str = include_str!("../../models/default/a
 pub fn default_browser_model(backbone_hint: Option<&Path>) -> Result<PathBuf> {
     let f32_path = default_model(backbone_hint)?;
     // Keyed by the ranges and the scheme, so new ranges or a new quantiser never reuse a stale file.
-    let scheme = spamlens_trainer::export::quantize_static::WEIGHTS_INT8_STATIC;
+    let scheme = spamlens_model::quantize_static::WEIGHTS_INT8_STATIC;
     let key = sha256_hex(format!("{scheme}\n{DEFAULT_ACTIVATION_RANGES}").as_bytes());
     let path = f32_path.with_extension(format!("int8-{}.onnx", &key[..12]));
     if path.is_file() {
         return Ok(path);
     }
-    let ranges: spamlens_trainer::export::ActivationRanges =
+    let ranges: spamlens_model::ActivationRanges =
         serde_json::from_str(DEFAULT_ACTIVATION_RANGES).context("the built-in activation ranges")?;
     let bytes = std::fs::read(&f32_path).with_context(|| format!("reading {}", f32_path.display()))?;
-    let (quantized, report) =
-        spamlens_trainer::export::quantize_static(&bytes, &f32_path.display().to_string(), &ranges)?;
+    let (quantized, report) = spamlens_model::quantize_static(&bytes, &f32_path.display().to_string(), &ranges)?;
     tracing::info!(
         cache = %path.display(),
         bytes = report.bytes_after,

@@ -138,7 +138,7 @@ impl DemoSite {
         let tessdata = match classifier.declared_text_inputs() {
             None => None,
             Some(text) => {
-                let dir = spamlens_ocr::tessdata::locate(None, &spamlens_trainer::backbone::default_cache_dir())
+                let dir = spamlens_ocr::tessdata::locate(None, &spamlens_model::backbone::default_cache_dir())
                     .context("the demo page reads text in images and needs the OCR trained data")?;
                 let languages = text.contract().data.iter().map(|d| d.language.clone()).collect();
                 Some((dir.path().to_path_buf(), languages))

@@ -49,7 +49,7 @@ pub fn log_reaction(
         let file = format!("images/{sha256}.{extension}");
         let path = dir.join(&file);
         if !path.exists() {
-            spamlens_trainer::backbone::write_atomically(&path, &image.bytes)
+            spamlens_fetch::write_atomically(&path, &image.bytes)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         images.push(FeedbackImage { sha256, name: image.name.clone(), file: Some(file) });

@@ -72,7 +72,7 @@ impl Ocr {
         if args.no_ocr {
             return Ok(Ocr::default());
         }
-        let data = tessdata::locate(args.tessdata.as_deref(), &spamlens_trainer::backbone::default_cache_dir())?;
+        let data = tessdata::locate(args.tessdata.as_deref(), &spamlens_model::backbone::default_cache_dir())?;
         let settings = TesseractSettings {
             time_limit: Duration::from_millis(args.ocr_time_limit_ms.max(1)),
             ..TesseractSettings::DEFAULT

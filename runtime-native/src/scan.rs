@@ -202,7 +202,7 @@ pub fn scan(inputs: &[PathBuf], options: &ScanOptions) -> Result<bool> {
     if options.learn
         && let (Some(filter), Some(path)) = (&filter, state_path)
     {
-        spamlens_trainer::backbone::write_atomically(path, &filter.to_json())?;
+        spamlens_fetch::write_atomically(path, &filter.to_json())?;
         eprintln!(
             "saved {} ({} adaptive tokens waiting, {} merges)",
             path.display(),
@@ -325,7 +325,7 @@ pub fn feedback(inputs: &[PathBuf], options: &FeedbackOptions) -> Result<bool> {
             if outcome.merged { "; adaptive layer merged" } else { "" }
         );
     }
-    spamlens_trainer::backbone::write_atomically(&options.state, &filter.to_json())?;
+    spamlens_fetch::write_atomically(&options.state, &filter.to_json())?;
     println!(
         "saved {} ({} adaptive tokens waiting, {} merges)",
         options.state.display(),

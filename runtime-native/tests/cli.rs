@@ -34,7 +34,7 @@ fn check_images_reports_each_file_and_fails_if_any_failed() {
 /// classifies; the next run finds it and makes nothing.
 #[test]
 fn classify_works_from_any_directory_and_makes_the_backbone_on_first_use() {
-    use spamlens_trainer::backbone;
+    use spamlens_model::backbone;
     let tarball = backbone::fetch::cached_tarball(&backbone::default_cache_dir())
         .expect("the backbone tarball is not cached: run target/debug/spamlens-train backbone fetch");
     let home = tempfile::tempdir().unwrap();
@@ -94,7 +94,7 @@ fn inspect_prints_the_signature_and_refuses_non_models() {
 /// The backbone `spamlens-train backbone fetch` writes (the built-in head was trained on its
 /// features, so the default model needs exactly it). `.ci/run` fetches it before the tests.
 fn fetched_backbone() -> PathBuf {
-    let path = spamlens_trainer::backbone::default_backbone_path();
+    let path = spamlens_model::backbone::default_backbone_path();
     assert!(path.is_file(), "{} is missing: run target/debug/spamlens-train backbone fetch", path.display());
     path
 }
@@ -163,7 +163,7 @@ fn classify_with_the_built_in_model_labels_images_and_reports_bad_files() {
     // The label follows the model's threshold, not the most probable class: the fused one when the
     // image's text was read, the image-only one when it was not.
     let head = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default/head.onnx")).unwrap();
-    let head = spamlens_trainer::export::read_head_graph(&head, "head.onnx").unwrap();
+    let head = spamlens_model::read_head_graph(&head, "head.onnx").unwrap();
     let spam_threshold = |key: &str| -> f64 { head.meta(key).unwrap().strip_prefix("spam=").unwrap().parse().unwrap() };
     let (fused, image_only) = (spam_threshold("spamlens.thresholds"), spam_threshold("spamlens.image_thresholds"));
     for line in &lines[4..] {
@@ -252,7 +252,7 @@ fn classify_reads_the_text_that_decides_a_spam_image() {
     assert!(line["text"]["probabilities"]["spam"].as_f64().unwrap() > 0.9, "{line}");
     assert!(line["text"]["words"].as_array().unwrap().len() >= 8, "{line}");
     let head = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default/head.onnx")).unwrap();
-    let head = spamlens_trainer::export::read_head_graph(&head, "head.onnx").unwrap();
+    let head = spamlens_model::read_head_graph(&head, "head.onnx").unwrap();
     let image_only = head.text.as_ref().unwrap().image_thresholds[0].1;
     let p_image = line["image_probabilities"]["spam"].as_f64().unwrap();
     assert!(p_image < f64::from(image_only), "the image alone would pass it: {p_image} vs {image_only}");

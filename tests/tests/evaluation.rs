@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet};
 use spamlens_core::classifier::{META_OPERATING_POINT, META_PREPROCESSING, META_THRESHOLDS, decide};
 use spamlens_core::{Batching, Classifier, DecodeLimits, FEATURES_OUTPUT, Fit, Model, ModelOptions, Preprocessing};
 use spamlens_integration_tests as fixtures;
+use spamlens_model::{HeadProvenance, Precision, head_graph};
 use spamlens_trainer::evaluation::groups::group_kfold;
 use spamlens_trainer::evaluation::{CrossValidation, DatasetSpec, Pool, Recipe, TaskSpec, cross_validate, fit_recipe};
-use spamlens_trainer::export::{HeadProvenance, Precision, head_graph};
 use spamlens_trainer::head::{FeatureSource, TrainDevice, TrainOptions};
 
 fn shared_pool() -> Pool {
@@ -127,7 +127,7 @@ fn an_operating_point_and_letterbox_travel_in_the_combined_graph() {
     // Declared as letterboxed features (the weights came from centre-crop ones: this checks the
     // contract and the arithmetic, not the quality).
     let backbone_path = fixtures::reference_backbone();
-    let backbone_sha = spamlens_trainer::backbone::fetch::sha256_file(&backbone_path).unwrap();
+    let backbone_sha = spamlens_model::backbone::fetch::sha256_file(&backbone_path).unwrap();
     let letterbox = Preprocessing::RESNET_IMAGENET_LETTERBOX;
     let provenance = HeadProvenance {
         source: FeatureSource::Backbone { sha256: backbone_sha, preprocessing: letterbox.describe() },
@@ -177,7 +177,7 @@ fn an_operating_point_and_letterbox_travel_in_the_combined_graph() {
     // A head declaring a preprocessing this backbone cannot take is refused.
     let odd = HeadProvenance {
         source: FeatureSource::Backbone {
-            sha256: spamlens_trainer::backbone::fetch::sha256_file(&backbone_path).unwrap(),
+            sha256: spamlens_model::backbone::fetch::sha256_file(&backbone_path).unwrap(),
             preprocessing: "RGB; something else".into(),
         },
         ..provenance
@@ -191,7 +191,7 @@ fn an_operating_point_and_letterbox_travel_in_the_combined_graph() {
     // So is a head of tile-averaged features: the graph takes one view per image.
     let tiles = HeadProvenance {
         source: FeatureSource::Backbone {
-            sha256: spamlens_trainer::backbone::fetch::sha256_file(&backbone_path).unwrap(),
+            sha256: spamlens_model::backbone::fetch::sha256_file(&backbone_path).unwrap(),
             preprocessing: Preprocessing::RESNET_IMAGENET.with_fit(Fit::Tiles).describe(),
         },
         ..odd
@@ -209,7 +209,7 @@ fn an_operating_point_and_letterbox_travel_in_the_combined_graph() {
 #[test]
 fn the_built_in_head_declares_letterbox_and_its_operating_point() {
     let bytes = std::fs::read(fixtures::workspace_root().join("models/default/head.onnx")).unwrap();
-    let head = spamlens_trainer::export::read_head_graph(&bytes, "models/default/head.onnx").unwrap();
+    let head = spamlens_model::read_head_graph(&bytes, "models/default/head.onnx").unwrap();
     assert_eq!(head.meta(META_PREPROCESSING), Some(Preprocessing::RESNET_IMAGENET_LETTERBOX.describe().as_str()));
     let labels = head.weights.labels.clone();
     let thresholds = spamlens_core::classifier::parse_thresholds(head.meta(META_THRESHOLDS).unwrap(), &labels).unwrap();

@@ -7,9 +7,9 @@
 use spamlens_core::classifier::{META_KIND, PROBABILITIES_OUTPUT};
 use spamlens_core::{Batching, DecodeLimits, FEATURES_OUTPUT, Model, ModelOptions, Preprocessing, prepare_image};
 use spamlens_integration_tests as fixtures;
-use spamlens_trainer::export::quantize::{META_WEIGHTS, WEIGHTS_INT8_PER_CHANNEL};
-use spamlens_trainer::export::quantize_static::WEIGHTS_INT8_STATIC;
-use spamlens_trainer::export::{calibrate, combine, quantize_conv_weights, quantize_static, read_head_graph};
+use spamlens_model::quantize::{META_WEIGHTS, WEIGHTS_INT8_PER_CHANNEL};
+use spamlens_model::quantize_static::WEIGHTS_INT8_STATIC;
+use spamlens_model::{calibrate, combine, quantize_conv_weights, quantize_static, read_head_graph};
 
 fn images_and_tensors() -> (Vec<std::path::PathBuf>, Vec<Vec<f32>>) {
     let mut images: Vec<_> = fixtures::test_images().into_iter().map(|(p, _)| p).collect();
@@ -207,7 +207,7 @@ fn built_in_model_decides_the_same_with_int8_weights() {
 fn built_in_model_with_int8_compute_keeps_its_decisions() {
     let f32_bytes = built_in_f32();
     let ranges_path = fixtures::workspace_root().join("models/default/activation-ranges.json");
-    let ranges: spamlens_trainer::export::ActivationRanges =
+    let ranges: spamlens_model::ActivationRanges =
         serde_json::from_str(&std::fs::read_to_string(&ranges_path).unwrap()).unwrap();
     let (int8_bytes, report) = quantize_static(&f32_bytes, "model.onnx", &ranges).unwrap();
     assert_eq!((report.convolutions, report.kept_f32), (52, 1));

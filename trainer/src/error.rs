@@ -63,6 +63,10 @@ pub enum TrainerError {
     #[error("device: {0}")]
     Device(String),
 
+    /// Building, reading or combining a graph, or making the backbone, failed.
+    #[error(transparent)]
+    Model(#[from] spamlens_model::ModelError),
+
     /// The shared core library failed (model loading, inference).
     #[error(transparent)]
     Core(#[from] spamlens_core::Error),

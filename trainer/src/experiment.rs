@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::emailcz::{IngestOptions, IngestProgress};
 use crate::error::{Result, TrainerError};
-use crate::export::{HeadProvenance, Precision, combine, head_graph, read_head_graph};
 use crate::head::{LabelledFeatures, Split, TrainDevice, TrainOptions, TrainOutcome, TrainProgress};
 use crate::report::{DataSummary, TrainingReport, plots};
+use spamlens_model::{HeadProvenance, Precision, combine, head_graph, read_head_graph};
 
 /// File name of the head-only graph in an output folder.
 pub const HEAD_FILE: &str = "head.onnx";
@@ -178,7 +178,7 @@ pub fn run(request: &TrainRequest, progress: &mut dyn RunProgress) -> Result<Tra
     let mut files = Vec::new();
     let head_bytes = head_graph(&outcome.weights, &provenance, request.precision)?;
     let head_path = request.out_dir.join(HEAD_FILE);
-    crate::backbone::write_atomically(&head_path, &head_bytes)?;
+    spamlens_fetch::write_atomically(&head_path, &head_bytes)?;
     files.push(head_path);
 
     // A head that does not fit the backbone (Email.cz features, another backbone's features) is
@@ -213,7 +213,7 @@ pub fn run(request: &TrainRequest, progress: &mut dyn RunProgress) -> Result<Tra
 
     let mut report = TrainingReport {
         spamlens_version: env!("CARGO_PKG_VERSION").to_owned(),
-        created: crate::export::head::creation_time(),
+        created: spamlens_model::head::creation_time(),
         options: request.options.clone(),
         head: crate::head::HeadConfig {
             input_dim: data.dim,
@@ -244,5 +244,5 @@ pub fn write_combined(backbone: &Path, head_bytes: &[u8], out: &Path, force: boo
     let backbone_bytes = std::fs::read(backbone).map_err(|e| TrainerError::io(backbone, e))?;
     let head = read_head_graph(head_bytes, "head")?;
     let combined = combine(&backbone_bytes, &backbone.display().to_string(), &head, force)?;
-    crate::backbone::write_atomically(out, &combined)
+    Ok(spamlens_fetch::write_atomically(out, &combined)?)
 }

@@ -13,11 +13,12 @@
 
 use serde::Serialize;
 use spamlens_core::ocr::{LAYOUT_FEATURES, OcrContract, TextFeaturizer};
+use spamlens_model::{DenseLayer, TextGraph};
 
 use crate::error::{Result, TrainerError};
-use crate::evaluation::operating_point::fit_temperature;
-use crate::evaluation::{FittedHead, Recipe, fit_recipe_on_split, spam_threshold, validation_split};
+use crate::evaluation::{FittedHead, Recipe, SPAM, fit_recipe_on_split, spam_threshold, validation_split};
 use crate::head::{LabelledFeatures, TrainDevice};
+use crate::operating_point::fit_temperature;
 use crate::text_model::{Logistic, LogisticOptions, MixedRow, fit_logistic, softmax};
 
 /// How the text side of a fused head is trained.
@@ -37,11 +38,7 @@ impl Default for TextRecipe {
     }
 }
 
-/// Width of the fusion layer's input for `classes` classes: image log-probabilities, then text
-/// log-probabilities.
-pub fn fusion_inputs(classes: usize) -> usize {
-    2 * classes
-}
+pub use spamlens_model::fusion_inputs;
 
 /// A trained fused head.
 #[derive(Debug, Clone)]
@@ -81,6 +78,26 @@ fn log_softmax(logits: &[f32]) -> Vec<f32> {
 }
 
 impl FusedHead {
+    /// The text side as the exported graph holds it, with the OCR contract it was trained under.
+    pub fn text_graph(&self, contract: OcrContract, labels: &[String]) -> TextGraph {
+        let dense = |l: &Logistic| {
+            let mut weight = l.sparse_weight.clone();
+            weight.extend_from_slice(&l.dense_weight);
+            DenseLayer { inputs: l.sparse_dim + l.dense_dim, outputs: l.classes, weight, bias: l.bias.clone() }
+        };
+        let spam = |t: Option<f32>| -> Vec<(String, f32)> {
+            t.filter(|_| labels.iter().any(|l| l == SPAM)).map(|t| (SPAM.to_owned(), t)).into_iter().collect()
+        };
+        TextGraph {
+            text: dense(&self.text),
+            text_temperature: self.text_temperature,
+            fusion: dense(&self.fusion),
+            contract,
+            image_thresholds: spam(self.image.spam_threshold),
+            text_thresholds: spam(self.text_threshold),
+        }
+    }
+
     /// The fusion layer's input for one image: image log-probabilities (from the calibrated image
     /// head), then text log-probabilities (raw text model).
     pub fn fusion_row(image_log_probabilities: &[f32], text_logits: &[f32]) -> MixedRow {

@@ -141,7 +141,7 @@ impl OcrStore {
             serde_json::to_writer(&mut out, row).map_err(encode)?;
             out.push(b'\n');
         }
-        crate::backbone::write_atomically(path, &out)
+        Ok(spamlens_fetch::write_atomically(path, &out)?)
     }
 }
 

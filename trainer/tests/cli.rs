@@ -157,7 +157,7 @@ fn emailcz_training_export_refusal_and_grid() {
             .unwrap()
             .status;
         assert!(status.success());
-        spamlens_trainer::export::read_head_graph(&std::fs::read(out.join("head.onnx")).unwrap(), "head").unwrap()
+        spamlens_model::read_head_graph(&std::fs::read(out.join("head.onnx")).unwrap(), "head").unwrap()
     };
     let (a, b) = (head_of(&dir.path().join("a")), head_of(&dir.path().join("b")));
     assert_eq!(a.metadata, b.metadata);

@@ -20,12 +20,47 @@ use tokio::sync::oneshot;
 use super::metrics::Metrics;
 use crate::reading::Ocr;
 
+/// The stable code of one image's failure (the `error.code` of a failed image in a classify answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageErrorCode {
+    /// The image has no bytes.
+    EmptyImage,
+    /// The bytes are not an image format the decoder reads (JPEG, PNG, GIF, BMP, WebP, TIFF, ICO).
+    UnsupportedFormat,
+    /// Over the byte, side or pixel limit (`--max-image-pixels`).
+    ImageTooLarge,
+    /// The image could not be decoded.
+    CorruptImage,
+    /// A JSON image is not valid base64.
+    BadBase64,
+    /// The model failed on the image.
+    InferenceFailed,
+    /// The server failed on the image.
+    InternalError,
+}
+
+impl ImageErrorCode {
+    /// The code as it is written in answers and in the `spamlens_images_total{outcome}` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EmptyImage => "empty_image",
+            Self::UnsupportedFormat => "unsupported_format",
+            Self::ImageTooLarge => "image_too_large",
+            Self::CorruptImage => "corrupt_image",
+            Self::BadBase64 => "bad_base64",
+            Self::InferenceFailed => "inference_failed",
+            Self::InternalError => "internal_error",
+        }
+    }
+}
+
 /// Why one image could not be classified: a stable code and a message naming the image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct ImageError {
-    /// `empty_image`, `unsupported_format`, `image_too_large`, `corrupt_image`, `bad_base64`,
-    /// `inference_failed`, `internal_error`.
-    pub code: &'static str,
+    /// What kind of failure.
+    pub code: ImageErrorCode,
     /// The message, naming the image.
     pub message: String,
 }
@@ -35,20 +70,21 @@ impl ImageError {
     pub fn from_core(error: &spamlens_core::Error) -> Self {
         use spamlens_core::Error as E;
         let code = match error {
-            E::EmptyInput { .. } => "empty_image",
-            E::UnknownFormat { .. } => "unsupported_format",
+            E::EmptyInput { .. } => ImageErrorCode::EmptyImage,
+            E::UnknownFormat { .. } => ImageErrorCode::UnsupportedFormat,
             E::InputTooLarge { .. }
             | E::DimensionsTooLarge { .. }
             | E::TooManyPixels { .. }
-            | E::DecodedSizeTooLarge { .. } => "image_too_large",
-            E::ZeroSize { .. } | E::Decode { .. } | E::Resize { .. } => "corrupt_image",
-            _ => "inference_failed",
+            | E::DecodedSizeTooLarge { .. } => ImageErrorCode::ImageTooLarge,
+            E::ZeroSize { .. } | E::Decode { .. } | E::Resize { .. } => ImageErrorCode::CorruptImage,
+            _ => ImageErrorCode::InferenceFailed,
         };
         ImageError { code, message: error.to_string() }
     }
 
-    fn internal(message: String) -> Self {
-        ImageError { code: "internal_error", message }
+    /// An internal failure on one image.
+    pub fn internal(message: String) -> Self {
+        ImageError { code: ImageErrorCode::InternalError, message }
     }
 }
 

@@ -7,10 +7,12 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine as _;
+use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::inference::ImageError;
+use super::inference::{ImageError, ImageErrorCode};
 
 /// One image of a request: its name (file name, form field, or position) and its bytes, or why
 /// its bytes could not be had (bad base64).
@@ -39,14 +41,10 @@ pub async fn images(parts: Parts, body: Bytes) -> Result<Vec<NamedImage>, ApiErr
         return json_images(&body);
     }
     let shown = if essence.is_empty() { "no Content-Type".to_owned() } else { format!("Content-Type '{essence}'") };
-    Err(ApiError::new(
-        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        format!(
-            "{shown} is not accepted; send one image (image/*), several as multipart/form-data, or JSON \
-             {{\"images\": [base64, ...]}} (application/json)"
-        ),
-    ))
+    Err(ApiError::unsupported_media_type(format!(
+        "{shown} is not accepted; send one image (image/*), several as multipart/form-data, or JSON \
+         {{\"images\": [base64, ...]}} (application/json)"
+    )))
 }
 
 /// `?name=` on a raw upload names the image in the answer.
@@ -91,36 +89,79 @@ async fn multipart(request: Request) -> Result<Vec<NamedImage>, ApiError> {
     Ok(images)
 }
 
+/// The `application/json` body of `POST /v1/classify`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ClassifyJson {
+    /// The images, answered in this order.
+    #[schema(min_items = 1)]
+    pub images: Vec<JsonImage>,
+}
+
+/// One image of a JSON classify body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum JsonImage {
+    /// The image alone, named `images[i]` in the answer.
+    Data(Base64Image),
+    /// The image and its name.
+    Named(NamedImageJson),
+}
+
+/// An encoded image as standard base64 (padding optional, whitespace ignored), or a
+/// `data:image/...;base64,` URI.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(content_encoding = "base64", content_media_type = "image/*")]
+pub struct Base64Image(pub String);
+
+/// A named image of a JSON classify body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NamedImageJson {
+    /// How the answer names the image (`images[i]` when absent or empty).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The encoded image as base64, or a `data:` URI.
+    #[schema(content_encoding = "base64", content_media_type = "image/*")]
+    pub data: String,
+}
+
+/// Why a JSON body is not a [`ClassifyJson`], in words that name the first bad image.
+fn json_problem(value: &Value) -> String {
+    let Some(list) = value.get("images").and_then(Value::as_array) else {
+        return "JSON body: expected an object with \"images\": an array of base64 strings or {\"name\", \"data\"} \
+                objects"
+            .to_owned();
+    };
+    for (i, item) in list.iter().enumerate() {
+        if JsonImage::deserialize(item).is_err() {
+            return if item.is_object() {
+                format!("JSON body: images[{i}] has no \"data\" string (or its \"name\" is not a string)")
+            } else {
+                format!("JSON body: images[{i}] is neither a base64 string nor a {{\"name\", \"data\"}} object")
+            };
+        }
+    }
+    "JSON body: expected an object with \"images\"".to_owned()
+}
+
 fn json_images(body: &[u8]) -> Result<Vec<NamedImage>, ApiError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("JSON body: not valid JSON: {e}")))?;
-    let Some(list) = value.get("images").and_then(Value::as_array) else {
-        return Err(ApiError::bad_request(
-            "JSON body: expected an object with \"images\": an array of base64 strings or {\"name\", \"data\"} objects",
-        ));
-    };
-    list.iter()
+    let request = ClassifyJson::deserialize(&value).map_err(|_| ApiError::bad_request(json_problem(&value)))?;
+    Ok(request
+        .images
+        .into_iter()
         .enumerate()
-        .map(|(i, item)| {
+        .map(|(i, image)| {
             let position = format!("images[{i}]");
-            let (name, data) = match item {
-                Value::String(data) => (position.clone(), data.as_str()),
-                Value::Object(object) => {
-                    let name = object.get("name").and_then(Value::as_str).filter(|n| !n.is_empty());
-                    let Some(data) = object.get("data").and_then(Value::as_str) else {
-                        return Err(ApiError::bad_request(format!("JSON body: {position} has no \"data\" string")));
-                    };
-                    (name.map_or(position.clone(), str::to_owned), data)
-                }
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "JSON body: {position} is neither a base64 string nor a {{\"name\", \"data\"}} object"
-                    )));
+            let (name, data) = match image {
+                JsonImage::Data(Base64Image(data)) => (position, data),
+                JsonImage::Named(NamedImageJson { name, data }) => {
+                    (name.filter(|n| !n.is_empty()).unwrap_or(position), data)
                 }
             };
-            Ok(NamedImage { bytes: decode_base64(data, &name), name })
+            NamedImage { bytes: decode_base64(&data, &name), name }
         })
-        .collect()
+        .collect())
 }
 
 /// Standard base64 (padding optional, whitespace ignored), also inside a `data:...;base64,` URI.
@@ -138,7 +179,7 @@ fn decode_base64(data: &str, name: &str) -> Result<Bytes, ImageError> {
     engine
         .decode(compact.as_bytes())
         .map(Bytes::from)
-        .map_err(|e| ImageError { code: "bad_base64", message: format!("{name}: not valid base64: {e}") })
+        .map_err(|e| ImageError { code: ImageErrorCode::BadBase64, message: format!("{name}: not valid base64: {e}") })
 }
 
 #[cfg(test)]
@@ -151,7 +192,7 @@ mod tests {
         assert_eq!(decode_base64("aGVs\nbG8", "x").unwrap(), Bytes::from_static(b"hello"));
         assert_eq!(decode_base64("data:image/png;base64,aGVsbG8=", "x").unwrap(), Bytes::from_static(b"hello"));
         let err = decode_base64("not base64!", "images[2]").unwrap_err();
-        assert_eq!(err.code, "bad_base64");
+        assert_eq!(err.code, ImageErrorCode::BadBase64);
         assert!(err.message.starts_with("images[2]: not valid base64"), "{}", err.message);
     }
 
@@ -168,7 +209,7 @@ mod tests {
             (br#"{"images": [{"name": "x"}]}"#, "images[0] has no \"data\""),
         ] {
             let err = json_images(body).unwrap_err();
-            assert_eq!(err.code, "bad_request");
+            assert_eq!(err.code, crate::serve::error::ErrorCode::BadRequest);
             assert!(err.message.contains(expected), "{}", err.message);
         }
     }

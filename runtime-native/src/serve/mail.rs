@@ -10,18 +10,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use axum::Json;
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::http::{Uri, header};
 use spamlens_core::cla_ann::{ClaAnn, TextLabel};
 use spamlens_core::email::{EmailLimits, ParsedEmail, parse_email};
 use spamlens_core::feedback::Reaction;
 use spamlens_core::scan::{ImageOutcome, VerdictRule, image_text_appended, message_text, scan_parts};
 
-use super::error::ApiError;
+use super::api::{FeedbackResponse, LoggedImage, ScanResponse, TextFilterInfo};
+use super::body::{declared_length, discard_body, read_body};
+use super::error::{ApiError, ErrorCode};
+use super::handlers::round_millis;
 use super::inference::ImageError;
-use super::{AppState, Ready, read_body, round_millis};
+use super::startup::{AppState, Ready};
 use crate::reaction_log::{TextScores, log_reaction};
 
 /// The server's text filter and where feedback goes.
@@ -68,22 +70,41 @@ impl MailState {
     }
 
     /// What `/v1/model` says about the text filter.
-    pub fn describe(&self) -> Value {
+    pub fn describe(&self) -> TextFilterInfo {
         let filter = self.filter.lock().unwrap_or_else(|p| p.into_inner());
-        json!({
-            "input_layers": filter.innate_layers().len(),
-            "threshold": filter.config().threshold,
-            "adaptive_tokens": filter.adaptive_len(),
-            "merges": filter.merges(),
-            "state_file": self.state_file.as_ref().map(|p| p.display().to_string()),
-            "feedback_log": self.feedback_dir.as_ref().map(|p| p.display().to_string()),
-            "rule": self.rule,
-        })
+        TextFilterInfo {
+            input_layers: filter.innate_layers().len(),
+            threshold: filter.config().threshold,
+            adaptive_tokens: filter.adaptive_len(),
+            merges: filter.merges(),
+            state_file: self.state_file.as_ref().map(|p| p.display().to_string()),
+            feedback_log: self.feedback_dir.as_ref().map(|p| p.display().to_string()),
+            rule: self.rule.into(),
+        }
+    }
+}
+
+/// The query of a scan or feedback request.
+#[derive(Debug, Default, serde::Deserialize)]
+struct MailQuery {
+    /// Names the message in the answer.
+    name: Option<String>,
+    /// Feedback's label.
+    label: Option<String>,
+}
+
+/// The (percent-decoded) query of `uri`; a query that does not decode is a 400.
+fn mail_query(uri: &Uri) -> Result<MailQuery, ApiError> {
+    match uri.query() {
+        None => Ok(MailQuery::default()),
+        Some(_) => axum::extract::Query::<MailQuery>::try_from_uri(uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text()))),
     }
 }
 
 /// Media types taken as one RFC 5322 message.
-const MESSAGE_TYPES: [&str; 4] = ["message/rfc822", "application/octet-stream", "text/plain", "application/mbox"];
+pub const MESSAGE_TYPES: [&str; 4] = ["message/rfc822", "application/octet-stream", "text/plain", "application/mbox"];
 
 /// Reads and parses the message of a scan or feedback request.
 async fn read_message(state: &AppState, request: Request) -> Result<(String, ParsedEmail), ApiError> {
@@ -95,38 +116,31 @@ async fn read_message(state: &AppState, request: Request) -> Result<(String, Par
     if let Some(ct) = &content_type
         && !MESSAGE_TYPES.contains(&ct.as_str())
     {
-        super::discard_body(request.into_body()).await;
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("Content-Type {ct} is not a message; send the raw message as message/rfc822"),
-        ));
+        discard_body(request.into_body()).await;
+        return Err(ApiError::unsupported_media_type(format!(
+            "Content-Type {ct} is not a message; send the raw message as message/rfc822"
+        )));
     }
-    let name = request
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("name=")))
-        .map(|n| n.replace('+', " "))
-        .unwrap_or_else(|| "message".to_owned());
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let name = match mail_query(request.uri()) {
+        Ok(query) => query.name.filter(|n| !n.is_empty()).unwrap_or_else(|| "message".to_owned()),
+        Err(e) => {
+            discard_body(request.into_body()).await;
+            return Err(e);
+        }
+    };
+    let declared = declared_length(request.headers());
     let body = read_body(request.into_body(), state.settings.max_body_bytes, declared).await?;
     let limits = EmailLimits { max_images: state.settings.max_images, ..EmailLimits::DEFAULT };
     let parse_name = name.clone();
     let parsed = tokio::task::spawn_blocking(move || parse_email(&body, &parse_name, &limits))
         .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("parsing failed: {e}"))
-        })?
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "not_a_message", e.to_string()))?;
+        .map_err(|e| ApiError::internal(ErrorCode::InternalError, format!("parsing failed: {e}")))?
+        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, ErrorCode::NotAMessage, e.to_string()))?;
     Ok((name, parsed))
 }
 
 /// `POST /v1/scan`.
-pub async fn scan(state: &AppState, ready: &Arc<Ready>, request: Request) -> Result<Response, ApiError> {
+pub async fn scan(state: &AppState, ready: &Arc<Ready>, request: Request) -> Result<Json<ScanResponse>, ApiError> {
     let started = Instant::now();
     let mail = &state.mail;
     let (name, parsed) = read_message(state, request).await?;
@@ -134,7 +148,7 @@ pub async fn scan(state: &AppState, ready: &Arc<Ready>, request: Request) -> Res
     let _image_slots = if count > 0 {
         Some(state.image_slots.clone().try_acquire_many_owned(count).map_err(|_| {
             ApiError::unavailable(
-                "overloaded",
+                ErrorCode::Overloaded,
                 format!(
                     "the queue is full (--max-queue {}); this message adds {count} images; retry later",
                     state.settings.max_queue
@@ -161,11 +175,8 @@ pub async fn scan(state: &AppState, ready: &Arc<Ready>, request: Request) -> Res
             state.metrics.image(label);
         }
     }
-    let mut body = serde_json::to_value(&scan)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string()))?;
-    body["model"] = json!(ready.classifier.model().sha256());
-    body["millis"] = json!(round_millis(started.elapsed()));
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    let model = ready.classifier.model().sha256().to_owned();
+    Ok(Json(ScanResponse::new(scan, model, round_millis(started.elapsed()))))
 }
 
 async fn classify_image(state: &AppState, ready: &Arc<Ready>, bytes: Vec<u8>, name: String) -> ImageOutcome {
@@ -183,28 +194,24 @@ async fn classify_image(state: &AppState, ready: &Arc<Ready>, bytes: Vec<u8>, na
     }
     .await;
     outcome.unwrap_or_else(|e| {
-        state.metrics.image(e.code);
+        state.metrics.image(e.code.as_str());
         ImageOutcome::Failed { error: e.message }
     })
 }
 
 /// `POST /v1/feedback?label=spam|ham`.
-pub async fn feedback(state: &AppState, request: Request) -> Result<Response, ApiError> {
+pub async fn feedback(state: &AppState, request: Request) -> Result<Json<FeedbackResponse>, ApiError> {
     let mail = &state.mail;
-    let label = request
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("label=")))
-        .map(|l| l.parse::<TextLabel>());
+    let label = match mail_query(request.uri()).map(|q| q.label) {
+        Ok(Some(label)) => label.parse::<TextLabel>().map_err(|e| ApiError::bad_request(format!("label: {e}"))),
+        Ok(None) => Err(ApiError::bad_request("feedback needs ?label=spam or ?label=ham")),
+        Err(e) => Err(e),
+    };
     let label = match label {
-        Some(Ok(label)) => label,
-        Some(Err(e)) => {
-            super::discard_body(request.into_body()).await;
-            return Err(ApiError::bad_request(format!("label: {e}")));
-        }
-        None => {
-            super::discard_body(request.into_body()).await;
-            return Err(ApiError::bad_request("feedback needs ?label=spam or ?label=ham"));
+        Ok(label) => label,
+        Err(e) => {
+            discard_body(request.into_body()).await;
+            return Err(e);
         }
     };
     let (name, parsed) = read_message(state, request).await?;
@@ -244,9 +251,8 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Response, Ap
             Some(path) => {
                 let mut saved_generation = mail.saved_generation.lock().unwrap_or_else(|p| p.into_inner());
                 if *saved_generation < generation {
-                    spamlens_trainer::backbone::write_atomically(path, &json).map_err(|e| {
-                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_not_saved", e.to_string())
-                    })?;
+                    spamlens_fetch::write_atomically(path, &json)
+                        .map_err(|e| ApiError::internal(ErrorCode::StateNotSaved, e.to_string()))?;
                     *saved_generation = generation;
                 }
                 true
@@ -259,23 +265,22 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Response, Ap
         Some(dir) => {
             let scores = TextScores { before: outcome.before.score, after: outcome.after.score };
             let record = log_reaction(&mail.log_lock, dir, &name, &parsed, label, now, scores)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log_failed", format!("{e:#}")))?;
+                .map_err(|e| ApiError::internal(ErrorCode::LogFailed, format!("{e:#}")))?;
             Some(record)
         }
         None => None,
     };
-    let body = json!({
-        "message": name,
-        "label": label,
-        "reaction": Reaction::for_label(label),
-        "before": outcome.before,
-        "after": outcome.after,
-        "steps": outcome.steps,
-        "new_adaptive_tokens": outcome.new_adaptive_tokens,
-        "merged": outcome.merged,
-        "state_saved": saved,
-        "logged": logged.is_some(),
-        "images": logged.map(|r| r.images).unwrap_or_default(),
-    });
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    Ok(Json(FeedbackResponse {
+        message: name,
+        label: label.into(),
+        reaction: Reaction::for_label(label).into(),
+        before: outcome.before.into(),
+        after: outcome.after.into(),
+        steps: outcome.steps,
+        new_adaptive_tokens: outcome.new_adaptive_tokens,
+        merged: outcome.merged,
+        state_saved: saved,
+        logged: logged.is_some(),
+        images: logged.map(|r| r.images.into_iter().map(LoggedImage::from).collect()).unwrap_or_default(),
+    }))
 }

@@ -17,7 +17,7 @@ pub fn workspace() -> PathBuf {
 
 /// The backbone the built-in head needs (`.ci/run` fetches it before the tests).
 pub fn fetched_backbone() -> PathBuf {
-    let path = spamlens_trainer::backbone::default_backbone_path();
+    let path = spamlens_model::backbone::default_backbone_path();
     assert!(path.is_file(), "{} is missing: run target/debug/spamlens-train backbone fetch", path.display());
     path
 }

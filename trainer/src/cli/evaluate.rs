@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use spamlens_core::ocr::TextFeaturizer;
 use spamlens_core::{DecodeLimits, Fit};
-use spamlens_trainer::backbone;
+use spamlens_model::backbone;
 use spamlens_trainer::evaluation::fused::{cross_validate_fused, text_inputs};
 use spamlens_trainer::evaluation::report::EvaluationReport;
 use spamlens_trainer::evaluation::{
@@ -18,7 +18,7 @@ use spamlens_trainer::fusion::{TextRecipe, fit_fused};
 use spamlens_trainer::ocr_store::{self, OcrStore};
 use spamlens_trainer::text_model::LogisticOptions;
 
-use spamlens_trainer::export::{HeadProvenance, Precision, TextGraph, fused_head_graph, head_graph};
+use spamlens_model::{HeadProvenance, Precision, fused_head_graph, head_graph};
 use spamlens_trainer::features::{self, Backbone, ExtractOptions};
 use spamlens_trainer::head::{StoppingMetric, TrainDevice, TrainOptions};
 
@@ -383,11 +383,11 @@ fn prepare_stores(args: &EvaluateArgs, backbone_path: &Path) -> Result<Vec<Datas
 fn prepare_scoring_stores(args: &EvaluateArgs, backbone_path: &Path) -> Result<(Vec<PathBuf>, String)> {
     let bytes = std::fs::read(backbone_path).with_context(|| format!("reading {}", backbone_path.display()))?;
     let sha = spamlens_core::scan::sha256_hex(&bytes);
-    let scheme = spamlens_trainer::export::quantize::weights_scheme(&bytes);
+    let scheme = spamlens_model::quantize::weights_scheme(&bytes);
     drop(bytes);
     let label = match scheme.as_deref() {
-        Some(spamlens_trainer::export::quantize::WEIGHTS_INT8_PER_CHANNEL) => "int8".to_owned(),
-        Some(spamlens_trainer::export::quantize_static::WEIGHTS_INT8_STATIC) => "int8 compute".to_owned(),
+        Some(spamlens_model::quantize::WEIGHTS_INT8_PER_CHANNEL) => "int8".to_owned(),
+        Some(spamlens_model::quantize_static::WEIGHTS_INT8_STATIC) => "int8 compute".to_owned(),
         _ => sha[..12].to_owned(),
     };
     let stores = prepare_stores_named(args, backbone_path, &format!(".{}", &sha[..12]))?;
@@ -524,12 +524,12 @@ fn final_model(
         None => head_graph(&fitted.weights, &provenance, precision)?,
         Some(head) => {
             let engine = pool.ocr_engine.as_ref().context("the fused model needs the OCR engine's identity")?;
-            let text = TextGraph::of(head, head.contract(engine), &fitted.weights.labels);
+            let text = head.text_graph(head.contract(engine), &fitted.weights.labels);
             fused_head_graph(&fitted.weights, &text, &provenance, precision)?
         }
     };
     let head_path = dir.join(spamlens_trainer::experiment::HEAD_FILE);
-    backbone::write_atomically(&head_path, &head_bytes)?;
+    spamlens_fetch::write_atomically(&head_path, &head_bytes)?;
     println!(
         "wrote {} ({} parameters, {}; spam threshold {:?}{}, temperature {:.3}, epoch {})",
         head_path.display(),

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spamlens_core::DecodeLimits;
 use spamlens_fetch::DownloadBar;
-use spamlens_trainer::backbone;
+use spamlens_model::backbone;
 use spamlens_trainer::features::{self, Backbone, ExtractOptions, ExtractProgress};
 
 mod evaluate;

@@ -9,9 +9,9 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use spamlens_core::ocr::OcrImageSpec;
 use spamlens_fetch::DownloadBar;
+use spamlens_model::backbone;
 use spamlens_ocr::tessdata::{self, FetchOrigin};
 use spamlens_ocr::{EnginePool, TesseractSettings};
-use spamlens_trainer::backbone;
 use spamlens_trainer::ocr_store::{self, OcrProgress, OcrStoreHeader};
 
 use super::draw_target;

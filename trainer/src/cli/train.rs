@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use spamlens_trainer::backbone;
+use spamlens_model::Precision;
+use spamlens_model::backbone;
 use spamlens_trainer::emailcz::{IngestOptions, IngestProgress};
 use spamlens_trainer::experiment::{self, DataSpec, RunProgress, TrainRequest};
-use spamlens_trainer::export::Precision;
 use spamlens_trainer::head::{EpochRecord, StoppingMetric, TrainDevice, TrainOptions, TrainProgress};
 
 use crate::{ByteBar, EmailCzFilterArgs, draw_target};
@@ -326,8 +326,8 @@ pub fn quantize(args: QuantizeArgs) -> Result<()> {
     if !args.calibrate.is_empty() || args.ranges.is_some() {
         return quantize_static(&args, &bytes, &name);
     }
-    let (quantized, report) = spamlens_trainer::export::quantize_conv_weights(&bytes, &name)?;
-    backbone::write_atomically(&args.out, &quantized)?;
+    let (quantized, report) = spamlens_model::quantize_conv_weights(&bytes, &name)?;
+    spamlens_fetch::write_atomically(&args.out, &quantized)?;
     println!(
         "wrote {} ({} bytes, {:.1}% of {}): {} convolution weights ({} values) as int8 per output channel, {} kept f32; \
          rounding error per weight ≤ {:.5} of its channel's largest (rms {:.5})",
@@ -349,7 +349,7 @@ fn quantize_static(args: &QuantizeArgs, bytes: &[u8], name: &str) -> Result<()> 
     let (ranges, source) = match &args.ranges {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let ranges: spamlens_trainer::export::ActivationRanges = serde_json::from_str(&text)
+            let ranges: spamlens_model::ActivationRanges = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not activation ranges saved by --save-ranges", path.display()))?;
             (ranges, path.display().to_string())
         }
@@ -357,14 +357,14 @@ fn quantize_static(args: &QuantizeArgs, bytes: &[u8], name: &str) -> Result<()> 
             let ranges = calibrate_on_datasets(args, bytes, name)?;
             if let Some(path) = &args.save_ranges {
                 let json = serde_json::to_string_pretty(&ranges).context("encoding the activation ranges")?;
-                backbone::write_atomically(path, json.as_bytes())?;
+                spamlens_fetch::write_atomically(path, json.as_bytes())?;
             }
             let datasets: Vec<String> = args.calibrate.iter().map(|d| d.display().to_string()).collect();
             (ranges, datasets.join(", "))
         }
     };
-    let (quantized, report) = spamlens_trainer::export::quantize_static(bytes, name, &ranges)?;
-    backbone::write_atomically(&args.out, &quantized)?;
+    let (quantized, report) = spamlens_model::quantize_static(bytes, name, &ranges)?;
+    spamlens_fetch::write_atomically(&args.out, &quantized)?;
     println!(
         "wrote {} ({} bytes, {:.1}% of {}): {} convolutions as QLinearConv (int8 weights per output channel, \
          {} activations as int8 or uint8 per tensor), {} kept f32, ranges from {} images ({source}){}",
@@ -386,11 +386,7 @@ fn quantize_static(args: &QuantizeArgs, bytes: &[u8], name: &str) -> Result<()> 
 }
 
 /// Runs the f32 model on `--calibration-images` images of the `--calibrate` datasets.
-fn calibrate_on_datasets(
-    args: &QuantizeArgs,
-    bytes: &[u8],
-    name: &str,
-) -> Result<spamlens_trainer::export::ActivationRanges> {
+fn calibrate_on_datasets(args: &QuantizeArgs, bytes: &[u8], name: &str) -> Result<spamlens_model::ActivationRanges> {
     use spamlens_core::{Preprocessing, classifier::META_PREPROCESSING};
     if args.calibration_images < args.calibrate.len() {
         bail!("--calibration-images must give each of the {} datasets at least one image", args.calibrate.len());
@@ -414,7 +410,7 @@ fn calibrate_on_datasets(
     }
     // A combined model declares its preprocessing; a plain backbone gets the letterbox the
     // feature stores and the built-in model use.
-    let declared = spamlens_trainer::export::read_metadata(bytes, META_PREPROCESSING);
+    let declared = spamlens_model::read_metadata(bytes, META_PREPROCESSING);
     let preprocessing = match declared {
         Some(description) => Preprocessing::from_description(&description)
             .with_context(|| format!("{name}: preprocessing '{description}' is not one this trainer knows"))?,
@@ -427,7 +423,7 @@ fn calibrate_on_datasets(
             .progress_chars("=> "),
     );
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ranges = spamlens_trainer::export::calibrate(
+    let ranges = spamlens_model::calibrate(
         bytes,
         name,
         &preprocessing,
@@ -482,8 +478,8 @@ pub fn grid(args: GridArgs) -> Result<()> {
     if let Some(prefix) = &args.out {
         let md = prefix.with_extension("md");
         let json = prefix.with_extension("json");
-        backbone::write_atomically(&md, markdown.as_bytes())?;
-        backbone::write_atomically(&json, &serde_json::to_vec_pretty(&grid)?)?;
+        spamlens_fetch::write_atomically(&md, markdown.as_bytes())?;
+        spamlens_fetch::write_atomically(&json, &serde_json::to_vec_pretty(&grid)?)?;
         println!("wrote {} and {}", md.display(), json.display());
     }
     Ok(())

@@ -241,7 +241,7 @@ impl EvaluationReport {
                 ));
             }
         }
-        crate::backbone::write_atomically(path, out.as_bytes())
+        Ok(spamlens_fetch::write_atomically(path, out.as_bytes())?)
     }
 
     /// Writes `results.md`, `results.json` and `<task>.png` (unless `plots` is off) into `dir`.
@@ -249,11 +249,11 @@ impl EvaluationReport {
         std::fs::create_dir_all(dir).map_err(|e| TrainerError::io(dir, e))?;
         let mut files = Vec::new();
         let md = dir.join("results.md");
-        crate::backbone::write_atomically(&md, self.markdown().as_bytes())?;
+        spamlens_fetch::write_atomically(&md, self.markdown().as_bytes())?;
         files.push(md);
         let json = dir.join("results.json");
         let text = serde_json::to_string_pretty(self).map_err(|e| TrainerError::Metrics(e.to_string()))?;
-        crate::backbone::write_atomically(&json, text.as_bytes())?;
+        spamlens_fetch::write_atomically(&json, text.as_bytes())?;
         files.push(json);
         if plots {
             // One plot per cross-validated task (the parts of `all` are in its table and JSON).

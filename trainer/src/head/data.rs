@@ -4,38 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+pub use spamlens_model::weights::FeatureSource;
 
 use crate::emailcz::{EmailCzDataset, ImageClass};
 use crate::error::{Result, TrainerError};
 use crate::features::store::{FeatureStore, StoreProvenance};
 use crate::random::SplitMix64;
-
-/// Where a set of features came from; decides which backbone a head trained on them fits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum FeatureSource {
-    /// spamlens's own backbone (feature stores); the head can be attached to that backbone.
-    Backbone {
-        /// sha256 of the backbone ONNX the features were computed with.
-        sha256: String,
-        /// The backbone's preprocessing contract.
-        preprocessing: String,
-    },
-    /// The Email.cz dataset's features: TF-slim resnet_v1_50 pool5 with caffe preprocessing, a
-    /// different network from ours, so a head trained on them does not fit our backbone.
-    EmailCz,
-}
-
-impl FeatureSource {
-    /// A short description for logs, metadata and errors.
-    pub fn describe(&self) -> String {
-        match self {
-            FeatureSource::Backbone { sha256, .. } => format!("spamlens backbone {}", &sha256[..sha256.len().min(12)]),
-            FeatureSource::EmailCz => "Email.cz dataset v1 (TF-slim resnet_v1_50 pool5)".to_owned(),
-        }
-    }
-}
 
 /// The canonical class order: the paper's three classes first, anything else after, alphabetically.
 /// Keeping `ham` at index 0 and `spam` at 1 makes heads trained on different sets line up.

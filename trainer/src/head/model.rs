@@ -41,10 +41,7 @@ impl HeadConfig {
 
     /// A one-line description such as `2048 → 2048 ReLU → 2 softmax`.
     pub fn describe(&self) -> String {
-        let mut parts = vec![self.input_dim.to_string()];
-        parts.extend(self.hidden.iter().map(|h| format!("{h} ReLU")));
-        parts.push(format!("{} softmax", self.classes));
-        parts.join(" → ")
+        spamlens_model::weights::describe_shape(self.input_dim, &self.hidden, self.classes)
     }
 }
 
@@ -79,7 +76,7 @@ impl<B: Backend> Head<B> {
         for layer in self.hidden.iter().chain(std::iter::once(&self.output)) {
             layers.push(dense_weights(layer)?);
         }
-        HeadWeights::new(layers, labels.to_vec())
+        Ok(HeadWeights::new(layers, labels.to_vec())?)
     }
 }
 

@@ -130,9 +130,9 @@ impl TrainingReport {
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| TrainerError::Metrics(format!("serialising the report: {e}")))?;
         let json_path = dir.join("report.json");
-        crate::backbone::write_atomically(&json_path, &json)?;
+        spamlens_fetch::write_atomically(&json_path, &json)?;
         let md_path = dir.join("report.md");
-        crate::backbone::write_atomically(&md_path, self.markdown().as_bytes())?;
+        spamlens_fetch::write_atomically(&md_path, self.markdown().as_bytes())?;
         Ok(vec![json_path, md_path])
     }
 }

@@ -55,7 +55,7 @@ fn save_png(path: &Path, buffer: Vec<u8>, width: u32, height: u32) -> Result<()>
     let image = image::RgbImage::from_raw(width, height, buffer).ok_or_else(|| plot_error(path, "buffer size"))?;
     let mut encoded = std::io::Cursor::new(Vec::new());
     image.write_to(&mut encoded, image::ImageFormat::Png).map_err(|e| plot_error(path, e))?;
-    crate::backbone::write_atomically(path, encoded.get_ref())
+    Ok(spamlens_fetch::write_atomically(path, encoded.get_ref())?)
 }
 
 /// Training curves: mean train loss and test loss (left), test weighted F1 (right), per epoch.
@@ -197,7 +197,7 @@ pub fn confusion_matrix(matrix: &ConfusionMatrix, path: &Path) -> Result<()> {
 /// operating point the recipe chose marked on both.
 pub fn roc_and_precision_recall(
     title: &str,
-    curves: &crate::evaluation::operating_point::Curves,
+    curves: &crate::operating_point::Curves,
     operating_point: Option<(f64, f64, f64)>,
     path: &Path,
 ) -> Result<()> {

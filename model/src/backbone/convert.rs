@@ -20,8 +20,8 @@ use std::collections::{HashMap, HashSet};
 use spamlens_core::Preprocessing;
 
 use super::tfjs::{Layer, TfjsLayersModel};
-use crate::error::{Result, TrainerError};
-use crate::export::{Attribute, OnnxGraphBuilder, OutputSpec};
+use crate::error::{ModelError, Result};
+use crate::{Attribute, OnnxGraphBuilder, OutputSpec};
 
 /// Name of the graph input.
 pub const INPUT_NAME: &str = "input";
@@ -472,9 +472,9 @@ impl Converter<'_> {
 
     fn finish(mut self, source: &SourceInfo, preprocessing: &Preprocessing) -> Result<ConvertedBackbone> {
         let (features, feature_dim) =
-            self.features.clone().ok_or_else(|| TrainerError::Graph("the model has no global average pool".into()))?;
+            self.features.clone().ok_or_else(|| ModelError::Graph("the model has no global average pool".into()))?;
         let (probs, classes) =
-            self.probs.clone().ok_or_else(|| TrainerError::Graph("the model has no softmax classifier".into()))?;
+            self.probs.clone().ok_or_else(|| ModelError::Graph("the model has no softmax classifier".into()))?;
         self.builder.output(&OutputSpec { name: features.clone(), dims: vec![None, Some(feature_dim)] });
         self.builder.output(&OutputSpec { name: probs, dims: vec![None, Some(classes)] });
         let keras = self.model.model.generated_by.clone().unwrap_or_else(|| "unknown Keras".into());
@@ -590,8 +590,8 @@ impl Converter<'_> {
     }
 }
 
-fn convert_error(layer: &Layer, reason: String) -> TrainerError {
-    TrainerError::Convert { layer: layer.name.clone(), reason }
+fn convert_error(layer: &Layer, reason: String) -> ModelError {
+    ModelError::Convert { layer: layer.name.clone(), reason }
 }
 
 fn config_str<'a>(layer: &'a Layer, key: &str) -> Option<&'a str> {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{TARBALL_FILE, TARBALL_SHA256, TARBALL_URL};
-use crate::error::{Result, TrainerError};
+use crate::error::{ModelError, Result};
 
 pub use spamlens_fetch::{DownloadProgress, NoProgress};
 
@@ -54,7 +54,7 @@ pub fn obtain_tarball(
     if cached.is_file() {
         match verify_sha256(&cached, TARBALL_SHA256) {
             Ok(()) => return Ok((cached, TarballOrigin::Cached)),
-            Err(TrainerError::Fetch(spamlens_fetch::FetchError::Checksum { actual, .. })) => {
+            Err(ModelError::Fetch(spamlens_fetch::FetchError::Checksum { actual, .. })) => {
                 tracing::warn!(path = %cached.display(), %actual, "cached tarball has the wrong sha256; downloading again");
             }
             Err(e) => return Err(e),

@@ -3,7 +3,7 @@
 use prost::Message;
 use tract_onnx::pb;
 
-use crate::error::{Result, TrainerError};
+use crate::error::{ModelError, Result};
 
 /// ONNX IR version written (IR 7 = ONNX 1.6+, what opset 13 readers accept everywhere).
 pub const IR_VERSION: i64 = 7;
@@ -88,7 +88,7 @@ impl OnnxGraphBuilder {
     pub fn initializer(&mut self, name: &str, dims: &[usize], values: &[f32]) -> Result<&mut Self> {
         let expected: usize = dims.iter().product();
         if expected != values.len() {
-            return Err(TrainerError::Graph(format!(
+            return Err(ModelError::Graph(format!(
                 "initializer {name}: {} values for dims {dims:?} ({expected} expected)",
                 values.len()
             )));
@@ -113,13 +113,13 @@ impl OnnxGraphBuilder {
     pub fn initializer_f16(&mut self, name: &str, dims: &[usize], values: &[f32]) -> Result<&mut Self> {
         let expected: usize = dims.iter().product();
         if expected != values.len() {
-            return Err(TrainerError::Graph(format!(
+            return Err(ModelError::Graph(format!(
                 "initializer {name}: {} values for dims {dims:?} ({expected} expected)",
                 values.len()
             )));
         }
         if let Some(v) = values.iter().find(|v| v.is_finite() && v.abs() > f32::from(half::f16::MAX)) {
-            return Err(TrainerError::Graph(format!("initializer {name}: {v} does not fit in a half float")));
+            return Err(ModelError::Graph(format!("initializer {name}: {v} does not fit in a half float")));
         }
         self.claim(name)?;
         let mut raw = Vec::with_capacity(values.len() * 2);
@@ -147,7 +147,7 @@ impl OnnxGraphBuilder {
     ) -> Result<&mut Self> {
         for input in inputs {
             if !self.names.contains(*input) {
-                return Err(TrainerError::Graph(format!(
+                return Err(ModelError::Graph(format!(
                     "node {name} ({op_type}) reads '{input}', which no earlier node, input or initializer defines"
                 )));
             }
@@ -176,7 +176,7 @@ impl OnnxGraphBuilder {
     /// Starts from an existing model: its graph, metadata, and every tensor name it defines, so that
     /// nodes can be appended to it (a head on a backbone's features).
     pub fn from_model(model: pb::ModelProto) -> Result<Self> {
-        let graph = model.graph.ok_or_else(|| TrainerError::Graph("the model has no graph".into()))?;
+        let graph = model.graph.ok_or_else(|| ModelError::Graph("the model has no graph".into()))?;
         let mut builder = Self {
             producer_name: "spamlens".to_owned(),
             producer_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -253,7 +253,7 @@ impl OnnxGraphBuilder {
     pub fn encode(&self) -> Result<Vec<u8>> {
         for output in &self.graph.output {
             if !self.names.contains(&output.name) {
-                return Err(TrainerError::Graph(format!("graph output '{}' is never produced", output.name)));
+                return Err(ModelError::Graph(format!("graph output '{}' is never produced", output.name)));
             }
         }
         let model = pb::ModelProto {
@@ -275,7 +275,7 @@ impl OnnxGraphBuilder {
 
     fn claim(&mut self, name: &str) -> Result<()> {
         if !self.names.insert(name.to_owned()) {
-            return Err(TrainerError::Graph(format!("tensor name '{name}' is defined twice")));
+            return Err(ModelError::Graph(format!("tensor name '{name}' is defined twice")));
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use spamlens_core::{Batching, DecodeLimits, Model, ModelOptions, Preprocessing, 
 use tract_onnx::pb;
 
 use super::quantize::{META_WEIGHTS, float_values, quantize_per_channel};
-use crate::error::{Result, TrainerError};
+use crate::error::{ModelError, Result};
 
 /// The value of [`META_WEIGHTS`] for this scheme.
 pub const WEIGHTS_INT8_STATIC: &str =
@@ -41,7 +41,7 @@ pub const MIN_INPUT_CHANNELS: i64 = 4;
 /// The tensors a static quantisation needs ranges for: every convolution's data input and output,
 /// in graph order, without repeats.
 pub fn conv_activations(bytes: &[u8], name: &str) -> Result<Vec<String>> {
-    let bad = |reason: String| TrainerError::Graph(format!("{name}: {reason}"));
+    let bad = |reason: String| ModelError::Graph(format!("{name}: {reason}"));
     let model = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not an ONNX protobuf ({e})")))?;
     let graph = model.graph.as_ref().ok_or_else(|| bad("the ONNX file has no graph".into()))?;
     let mut seen = HashSet::new();
@@ -61,7 +61,7 @@ pub fn conv_activations(bytes: &[u8], name: &str) -> Result<Vec<String>> {
 
 /// A copy of the model that also outputs `tensors` (intermediate values), for calibration.
 pub fn with_extra_outputs(bytes: &[u8], name: &str, tensors: &[String]) -> Result<Vec<u8>> {
-    let bad = |reason: String| TrainerError::Graph(format!("{name}: {reason}"));
+    let bad = |reason: String| ModelError::Graph(format!("{name}: {reason}"));
     let mut model = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not an ONNX protobuf ({e})")))?;
     let graph = model.graph.as_mut().ok_or_else(|| bad("the ONNX file has no graph".into()))?;
     let existing: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
@@ -171,16 +171,13 @@ pub fn calibrate<'a>(
             let values = &outputs.get(tensor)?.values;
             ranges
                 .observe(tensor, values)
-                .map_err(|e| TrainerError::Graph(format!("{name}, image {image_name}: {e}")))?;
+                .map_err(|e| ModelError::Graph(format!("{name}, image {image_name}: {e}")))?;
         }
         ranges.images += 1;
         on_image();
     }
     if ranges.images == 0 {
-        return Err(TrainerError::Graph(format!(
-            "{name}: no calibration image decoded ({})",
-            ranges.skipped.join("; ")
-        )));
+        return Err(ModelError::Graph(format!("{name}: no calibration image decoded ({})", ranges.skipped.join("; "))));
     }
     Ok(ranges)
 }
@@ -212,7 +209,7 @@ pub fn quantize_static(
     name: &str,
     ranges: &ActivationRanges,
 ) -> Result<(Vec<u8>, StaticQuantizationReport)> {
-    let bad = |reason: String| TrainerError::Graph(format!("{name}: {reason}"));
+    let bad = |reason: String| ModelError::Graph(format!("{name}: {reason}"));
     let mut model = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not an ONNX protobuf ({e})")))?;
     if model.metadata_props.iter().any(|p| p.key == META_WEIGHTS) {
         return Err(bad(format!("its weights are already quantised ({META_WEIGHTS} is set)")));
@@ -455,7 +452,7 @@ fn scalar_f32(name: &str, value: f32) -> pb::TensorProto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::{Attribute, OnnxGraphBuilder, OutputSpec};
+    use crate::{Attribute, OnnxGraphBuilder, OutputSpec};
 
     /// Conv 3×3 (4 → 16 channels, bias) → Relu → Conv 1×1 (16 → 8, no bias) → `y`, and from the
     /// same ReLU output a second 1×1 convolution → Relu → `z`: the ReLU output is read as int8 by

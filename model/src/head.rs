@@ -15,9 +15,9 @@ use spamlens_core::ocr::{LAYOUT_FEATURES, OcrContract};
 use spamlens_core::{FEATURE_DIM, FEATURES_OUTPUT};
 use tract_onnx::pb;
 
-use super::onnx::{Attribute, OnnxGraphBuilder, OutputSpec};
-use crate::error::{Result, TrainerError};
-use crate::head::{DenseLayer, FeatureSource, HeadWeights};
+use crate::error::{ModelError, Result};
+use crate::onnx::{Attribute, OnnxGraphBuilder, OutputSpec};
+use crate::weights::{DenseLayer, FeatureSource, HeadWeights};
 
 /// [`META_FEATURE_SOURCE`] of heads trained on spamlens backbone features.
 pub const SOURCE_BACKBONE: &str = "spamlens-backbone";
@@ -64,6 +64,12 @@ pub struct HeadProvenance {
 /// fused or the image-only output).
 pub const META_TEXT_THRESHOLDS: &str = "spamlens.text_thresholds";
 
+/// Width of the fusion layer's input for `classes` classes: image log-probabilities, then text
+/// log-probabilities.
+pub fn fusion_inputs(classes: usize) -> usize {
+    2 * classes
+}
+
 /// The text side of a fused head as the graph holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextGraph {
@@ -87,40 +93,14 @@ impl TextGraph {
         self.text.inputs.saturating_sub(LAYOUT_FEATURES)
     }
 
-    /// The text side of a trained fused head, with its contract.
-    pub fn of(head: &crate::fusion::FusedHead, contract: OcrContract, labels: &[String]) -> TextGraph {
-        let dense = |l: &crate::text_model::Logistic| {
-            let mut weight = l.sparse_weight.clone();
-            weight.extend_from_slice(&l.dense_weight);
-            DenseLayer { inputs: l.sparse_dim + l.dense_dim, outputs: l.classes, weight, bias: l.bias.clone() }
-        };
-        let spam = |t: Option<f32>| -> Vec<(String, f32)> {
-            t.filter(|_| labels.iter().any(|l| l == crate::evaluation::SPAM))
-                .map(|t| (crate::evaluation::SPAM.to_owned(), t))
-                .into_iter()
-                .collect()
-        };
-        TextGraph {
-            text: dense(&head.text),
-            text_temperature: head.text_temperature,
-            fusion: dense(&head.fusion),
-            contract,
-            image_thresholds: spam(head.image.spam_threshold),
-            text_thresholds: spam(head.text_threshold),
-        }
-    }
-
     fn check(&self, weights: &HeadWeights) -> Result<()> {
         let classes = weights.labels.len();
         let featurizer = self.contract.text_featurizer().ok_or_else(|| {
-            TrainerError::Graph(format!(
-                "text featurizer '{}' is not one spamlens implements",
-                self.contract.featurizer
-            ))
+            ModelError::Graph(format!("text featurizer '{}' is not one spamlens implements", self.contract.featurizer))
         })?;
         let ok = self.text.inputs == featurizer.buckets as usize + LAYOUT_FEATURES
             && self.text.outputs == classes
-            && self.fusion.inputs == crate::fusion::fusion_inputs(classes)
+            && self.fusion.inputs == fusion_inputs(classes)
             && self.fusion.outputs == classes
             && self.text.weight.len() == self.text.inputs * self.text.outputs
             && self.fusion.weight.len() == self.fusion.inputs * self.fusion.outputs
@@ -129,7 +109,7 @@ impl TextGraph {
         if ok {
             Ok(())
         } else {
-            Err(TrainerError::Graph(format!(
+            Err(ModelError::Graph(format!(
                 "text model {}→{} and fusion {}→{} do not fit {} buckets and {classes} classes",
                 self.text.inputs, self.text.outputs, self.fusion.inputs, self.fusion.outputs, featurizer.buckets
             )))
@@ -277,17 +257,11 @@ fn text_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, text: &TextGra
     let pairs = |t: &[(String, f32)]| t.iter().map(|(class, v)| format!("{class}={v}")).collect::<Vec<_>>().join(",");
     b.metadata(META_IMAGE_THRESHOLDS, &pairs(&text.image_thresholds));
     b.metadata(META_TEXT_THRESHOLDS, &pairs(&text.text_thresholds));
-    let config = crate::head::HeadConfig {
-        input_dim: weights.input_dim(),
-        hidden: weights.hidden(),
-        classes: weights.labels.len(),
-        dropout: 0.0,
-    };
     b.metadata(
         META_HEAD,
         &format!(
             "image: {}; text: {} n-grams + {LAYOUT_FEATURES} layout → {} (logistic); fusion: {} → {} (logistic)",
-            config.describe(),
+            weights.describe(),
             text.buckets(),
             text.text.outputs,
             text.fusion.inputs,
@@ -298,13 +272,7 @@ fn text_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, text: &TextGra
 
 fn head_metadata(b: &mut OnnxGraphBuilder, weights: &HeadWeights, provenance: &HeadProvenance, precision: Precision) {
     b.metadata(META_LABELS, &weights.labels.join(","));
-    let config = crate::head::HeadConfig {
-        input_dim: weights.input_dim(),
-        hidden: weights.hidden(),
-        classes: weights.labels.len(),
-        dropout: 0.0,
-    };
-    b.metadata(META_HEAD, &config.describe());
+    b.metadata(META_HEAD, &weights.describe());
     match &provenance.source {
         FeatureSource::Backbone { sha256, preprocessing } => {
             b.metadata(META_FEATURE_SOURCE, SOURCE_BACKBONE);
@@ -352,7 +320,7 @@ impl HeadGraph {
 
 /// Reads a head graph written by [`head_graph`] (named `name` in errors).
 pub fn read_head_graph(bytes: &[u8], name: &str) -> Result<HeadGraph> {
-    let bad = |reason: String| TrainerError::Graph(format!("{name}: {reason}"));
+    let bad = |reason: String| ModelError::Graph(format!("{name}: {reason}"));
     let model = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not an ONNX protobuf ({e})")))?;
     let metadata: Vec<(String, String)> = model.metadata_props.into_iter().map(|p| (p.key, p.value)).collect();
     let meta = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
@@ -434,13 +402,13 @@ pub fn read_head_graph(bytes: &[u8], name: &str) -> Result<HeadGraph> {
 pub fn combine(backbone: &[u8], backbone_name: &str, head: &HeadGraph, force: bool) -> Result<Vec<u8>> {
     let backbone_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(backbone));
     let model = pb::ModelProto::decode(backbone)
-        .map_err(|e| TrainerError::Graph(format!("{backbone_name}: not an ONNX protobuf ({e})")))?;
+        .map_err(|e| ModelError::Graph(format!("{backbone_name}: not an ONNX protobuf ({e})")))?;
     let refuse = |reason: String| -> Result<()> {
         if force {
             tracing::warn!("combining anyway (--force): {reason}");
             Ok(())
         } else {
-            Err(TrainerError::Incompatible(reason))
+            Err(ModelError::Incompatible(reason))
         }
     };
     match head.meta(META_FEATURE_SOURCE) {
@@ -464,19 +432,17 @@ pub fn combine(backbone: &[u8], backbone_name: &str, head: &HeadGraph, force: bo
     let backbone_meta = b.take_metadata();
     let backbone_value = |key: &str| backbone_meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     if !b.defines(FEATURES_OUTPUT) {
-        return Err(TrainerError::Graph(format!(
-            "{backbone_name}: no '{FEATURES_OUTPUT}' tensor to attach the head to"
-        )));
+        return Err(ModelError::Graph(format!("{backbone_name}: no '{FEATURES_OUTPUT}' tensor to attach the head to")));
     }
     let feature_dim = backbone_value("feature_dim").and_then(|d| d.parse().ok()).unwrap_or(FEATURE_DIM);
     if feature_dim != head.weights.input_dim() {
-        return Err(TrainerError::Graph(format!(
+        return Err(ModelError::Graph(format!(
             "{backbone_name} gives {feature_dim} features, the head takes {}",
             head.weights.input_dim()
         )));
     }
     let backbone_preprocessing = backbone_value("preprocessing").ok_or_else(|| {
-        TrainerError::Graph(format!("{backbone_name}: no 'preprocessing' metadata; not a spamlens backbone"))
+        ModelError::Graph(format!("{backbone_name}: no 'preprocessing' metadata; not a spamlens backbone"))
     })?;
     // The graph's contract is the one the head's features were made with: the backbone's
     // normalisation and input size, fitted (centre crop or letterbox) as the feature store was.
@@ -700,9 +666,9 @@ mod tests {
             bias: vec![0.2, -0.1],
         };
         let fusion = DenseLayer {
-            inputs: crate::fusion::fusion_inputs(2),
+            inputs: fusion_inputs(2),
             outputs: 2,
-            weight: (0..crate::fusion::fusion_inputs(2) * 2).map(|i| ((i * 5 % 7) as f32 - 3.0) / 4.0).collect(),
+            weight: (0..fusion_inputs(2) * 2).map(|i| ((i * 5 % 7) as f32 - 3.0) / 4.0).collect(),
             bias: vec![0.0, 0.5],
         };
         let graph = TextGraph {
@@ -713,30 +679,31 @@ mod tests {
             image_thresholds: vec![("spam".into(), 0.9)],
             text_thresholds: vec![("spam".into(), 0.8)],
         };
-        // The trainer's own arithmetic, from the same layers.
-        let as_logistic = |l: &DenseLayer, sparse: usize| crate::text_model::Logistic {
-            sparse_dim: sparse,
-            dense_dim: l.inputs - sparse,
-            classes: l.outputs,
-            sparse_weight: l.weight[..sparse * l.outputs].to_vec(),
-            dense_weight: l.weight[sparse * l.outputs..].to_vec(),
-            bias: l.bias.clone(),
+        // Plain arithmetic from the same layers: logistic layers, then softmax.
+        let affine = |l: &DenseLayer, x: &[f32]| -> Vec<f32> {
+            let mut y = l.bias.clone();
+            for (xi, row) in x.iter().zip(l.weight.chunks_exact(l.outputs)) {
+                y.iter_mut().zip(row).for_each(|(yj, wj)| *yj += xi * wj);
+            }
+            y
         };
-        let text_model = as_logistic(&graph.text, 16);
-        let fusion_model = as_logistic(&graph.fusion, 0);
+        let softmax = |z: &[f32]| -> Vec<f32> {
+            let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            e.iter().map(|v| v / sum).collect()
+        };
         let features = [0.5f32, 2.0, 1.0];
         let mut ngrams = vec![0.0f32; 16];
         ngrams[3] = 0.6;
         ngrams[9] = 0.8;
         let layout: Vec<f32> = (0..LAYOUT_FEATURES).map(|i| i as f32 * 0.3).collect();
-        let row = crate::text_model::MixedRow { sparse: vec![(3, 0.6), (9, 0.8)], dense: layout.clone() };
         let image = reference(&toy_weights(), &features);
-        let image_log: Vec<f32> = image.iter().map(|p| p.ln()).collect();
-        let text_logits = text_model.logits(&row);
-        let fused = crate::text_model::softmax(
-            &fusion_model.logits(&crate::fusion::FusedHead::fusion_row(&image_log, &text_logits)),
-        );
-        let text_only = crate::text_model::softmax(&text_logits.iter().map(|z| z / 1.5).collect::<Vec<_>>());
+        let text_logits = affine(&graph.text, &[ngrams.clone(), layout.clone()].concat());
+        let mut fusion_row: Vec<f32> = image.iter().map(|p| p.ln()).collect();
+        fusion_row.extend(softmax(&text_logits).iter().map(|p| p.ln()));
+        let fused = softmax(&affine(&graph.fusion, &fusion_row));
+        let text_only = softmax(&text_logits.iter().map(|z| z / 1.5).collect::<Vec<_>>());
 
         let bytes = fused_head_graph(&toy_weights(), &graph, &provenance(), Precision::F32).unwrap();
         let model = Model::from_bytes(&bytes, "fused", &ModelOptions::default()).unwrap();

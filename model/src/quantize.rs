@@ -12,7 +12,7 @@ use prost::Message;
 use serde::Serialize;
 use tract_onnx::pb;
 
-use crate::error::{Result, TrainerError};
+use crate::error::{ModelError, Result};
 
 /// The metadata key that says how a model's weights are stored (absent: f32).
 pub const META_WEIGHTS: &str = "spamlens.weights";
@@ -48,7 +48,7 @@ pub struct QuantizationReport {
 /// scale and read through `DequantizeLinear(axis 0)`. Everything else, the metadata included, is
 /// kept; [`META_WEIGHTS`] and `spamlens.weights_source_sha256` are added. `name` is used in errors.
 pub fn quantize_conv_weights(bytes: &[u8], name: &str) -> Result<(Vec<u8>, QuantizationReport)> {
-    let bad = |reason: String| TrainerError::Graph(format!("{name}: {reason}"));
+    let bad = |reason: String| ModelError::Graph(format!("{name}: {reason}"));
     let mut model = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("not an ONNX protobuf ({e})")))?;
     if model.metadata_props.iter().any(|p| p.key == META_WEIGHTS) {
         return Err(bad(format!("its weights are already quantised ({META_WEIGHTS} is set)")));
@@ -210,7 +210,7 @@ pub(crate) fn float_values(tensor: &pb::TensorProto) -> std::result::Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::{Attribute, OnnxGraphBuilder, OutputSpec};
+    use crate::{Attribute, OnnxGraphBuilder, OutputSpec};
     use spamlens_core::{Model, ModelOptions};
 
     /// A 3×3 convolution of 8 → 16 channels (1152 weights) with a per-channel spread of magnitudes.
