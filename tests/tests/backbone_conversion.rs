@@ -8,8 +8,8 @@ use std::path::Path;
 
 use spamlens_core::{Batching, DecodeLimits, Model, ModelOptions, Preprocessing, prepare_image};
 use spamlens_integration_tests as fixtures;
-use spamlens_model::backbone::{self, fetch};
 use spamlens_model::ModelError;
+use spamlens_model::backbone::{self, fetch};
 
 fn say(message: &str) {
     // Written to the real stderr so it shows even when the test passes.
