@@ -190,7 +190,9 @@ pub fn run(request: &TrainRequest, progress: &mut dyn RunProgress) -> Result<Tra
             let combined_path = request.out_dir.join(COMBINED_FILE);
             match write_combined(backbone, &head_bytes, &combined_path, request.force) {
                 Ok(()) => files.push(combined_path),
-                Err(e @ TrainerError::Incompatible(_)) => combined_skipped = Some(e.to_string()),
+                Err(e @ TrainerError::Model(spamlens_model::ModelError::Incompatible(_))) => {
+                    combined_skipped = Some(e.to_string())
+                }
                 Err(e) => return Err(e),
             }
         }
