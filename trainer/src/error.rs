@@ -17,14 +17,6 @@ pub enum TrainerError {
     #[error(transparent)]
     Fetch(#[from] spamlens_fetch::FetchError),
 
-    /// The backbone tarball does not hold a usable TF.js layers model.
-    #[error("{path}: {reason}")]
-    Tarball { path: PathBuf, reason: String },
-
-    /// The TF.js/Keras model uses something the converter does not support, or is inconsistent.
-    #[error("converting layer '{layer}': {reason}")]
-    Convert { layer: String, reason: String },
-
     /// An ONNX graph being built is inconsistent.
     #[error("building ONNX graph: {0}")]
     Graph(String),
@@ -33,12 +25,6 @@ pub enum TrainerError {
     #[error("metrics: {0}")]
     Metrics(String),
 
-    /// A backbone model could not be found where it was looked for.
-    #[error(
-        "no backbone model found (looked at: {looked_at}); run `spamlens-train backbone fetch` or pass --backbone PATH"
-    )]
-    BackboneMissing { looked_at: String },
-
     /// The dataset folder is unusable.
     #[error("dataset {path}: {reason}")]
     Dataset { path: PathBuf, reason: String },
@@ -46,10 +32,6 @@ pub enum TrainerError {
     /// A feature store is unreadable or does not match what it is used with.
     #[error("feature store {path}: {reason}")]
     Store { path: PathBuf, reason: String },
-
-    /// A head does not fit a backbone (trained on other features); `--force` overrides.
-    #[error("{0}; pass --force to combine anyway")]
-    Incompatible(String),
 
     /// The text filter could not be trained or evaluated.
     #[error("text filter: {0}")]
