@@ -1,5 +1,5 @@
 //! The checks the fuzz targets run, one function per target, shared with the stable replay test
-//! (`core/tests/fuzz_seeds.rs`), which includes this file with `#[path]`: a seed replays exactly
+//! (`tests/tests/fuzz_seeds.rs`), which includes this file with `#[path]`: a seed replays exactly
 //! what the fuzzer ran. Every check takes arbitrary bytes; errors are fine, a panic (including a
 //! failed assertion of an invariant below) is a finding.
 
@@ -11,17 +11,19 @@ use spamlens_core::email::html::{ImageReference, image_references};
 use spamlens_core::email::mbox::{is_mbox, split_mbox, starts_with_header, strip_envelope_line};
 use spamlens_core::email::{self, EmailLimits};
 use spamlens_core::{DecodeLimits, Fit, Preprocessing, decode_rgb, prepare_decoded};
+use spamlens_request::{RequestError, classify_images};
 
 /// One target's check: arbitrary bytes in, a panic on a finding.
 pub type Check = fn(&[u8]);
 
 /// Every target by name (the name of its `fuzz_targets/<name>.rs` and of its `seeds/<name>/`).
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("decode_image", decode_image),
     ("parse_email", parse_email),
     ("mbox", mbox),
     ("html_scanner", html_scanner),
     ("cla_ann_state", cla_ann_state),
+    ("classify_request", classify_request),
 ];
 
 /// Small limits: 2 megapixels and 16 MiB decoded keep one input's decode well under a second,
@@ -134,4 +136,39 @@ pub fn cla_ann_state(data: &[u8]) {
     if let Err(e) = ClaAnn::from_json(&json, "round trip") {
         panic!("a loaded state does not load again after to_json: {e}");
     }
+}
+
+/// Reads a `POST /v1/classify` body as the server does. The input's first line is the
+/// Content-Type header (so the fuzzer explores media types and multipart boundaries too), the
+/// rest is the body. Every image is named; none holds more bytes than the body could give it.
+pub fn classify_request(data: &[u8]) {
+    let (header, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(end) => (&data[..end], &data[end + 1..]),
+        None => (data, &[][..]),
+    };
+    let header = String::from_utf8_lossy(header);
+    let body = bytes::Bytes::copy_from_slice(body);
+    let images = match classify_images(Some(&header), Some("fuzz"), body.clone()) {
+        Ok(images) => images,
+        Err(RequestError::Malformed(message)) => {
+            assert!(!message.is_empty(), "an empty error message");
+            return;
+        }
+        Err(RequestError::UnsupportedMediaType { content_type }) => {
+            assert!(content_type.is_none_or(|t| !t.is_empty() && t == t.to_ascii_lowercase()), "media type");
+            return;
+        }
+    };
+    let mut total = 0;
+    for image in &images {
+        assert!(!image.name.is_empty(), "an image without a name");
+        match &image.bytes {
+            Ok(bytes) => total += bytes.len(),
+            Err(bad) => {
+                assert!(bad.message.starts_with(&image.name), "{:?} does not name {:?}", bad.message, image.name)
+            }
+        }
+    }
+    // Raw and multipart bodies hand out slices of the body; base64 decodes to less than it reads.
+    assert!(total <= body.len(), "{} images hold {total} bytes of a {}-byte body", images.len(), body.len());
 }

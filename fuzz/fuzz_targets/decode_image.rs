@@ -2,7 +2,7 @@
 //! model's letterbox and the tiles fit: never a panic, and a decoded image respects the limits and
 //! gives a finite tensor of the right size.
 //!
-//! The check itself is `checks::decode_image` (`fuzz/checks.rs`), which `core/tests/fuzz_seeds.rs`
+//! The check itself is `checks::decode_image` (`fuzz/checks.rs`), which `tests/tests/fuzz_seeds.rs`
 //! replays on the committed seeds.
 
 #![no_main]

@@ -9,11 +9,11 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use spamlens_core::scan::ImageOutcome;
+use spamlens_core::scan::{Classification, ImageOutcome};
 
 use super::api::{
-    Classification, ClassifiedImage, ClassifyResponse, FailedImage, FeedbackResponse, Health, HealthStatus,
-    ImageAnswer, ImageFailure, ImageTimings, ModelResponse, Readiness, ReadyStatus, ScanOutcome, ScanResponse,
+    ClassifiedImage, ClassifyResponse, FailedImage, FeedbackResponse, Health, HealthStatus, ImageAnswer, ImageFailure,
+    ImageTimings, ModelResponse, Readiness, ReadyStatus, ScanResponse,
 };
 use super::body::{declared_length, read_body};
 use super::error::{ApiError, ErrorBody, ErrorCode};
@@ -167,7 +167,7 @@ pub(super) async fn scan(State(state): State<Shared>, request: Request) -> Respo
     summary = "\"Mark as spam / not spam\": the text filter learns from the message at once; the reaction is \
                logged with --feedback-dir.",
     params(
-        ("label" = super::api::Label, Query,
+        ("label" = spamlens_core::cla_ann::TextLabel, Query,
             description = "The user's label (`not spam`, `not_spam` and `notspam` are taken for ham too)."),
         ("name" = Option<String>, Query, description = "Names the message in the answer and in errors."),
     ),
@@ -229,7 +229,7 @@ async fn classify_request(
     let declared = declared_length(request.headers());
     let (parts, body) = request.into_parts();
     let body = read_body(body, settings.max_body_bytes, declared).await?;
-    let images = input::images(parts, body).await?;
+    let images = input::images(&parts, body)?;
     if images.is_empty() {
         return Err(ApiError::bad_request("the request holds no images"));
     }
@@ -273,10 +273,10 @@ async fn classify_request(
 
 /// The classification in an outcome of one image that was read and scored.
 fn classification(outcome: ImageOutcome, name: &str) -> Result<Classification, ImageError> {
-    match ScanOutcome::from(outcome) {
-        ScanOutcome::Classified(classification) => Ok(*classification),
-        ScanOutcome::Failed { error } => Err(ImageError::internal(error)),
-        ScanOutcome::Skipped { skipped } => Err(ImageError::internal(format!("{name}: {skipped}"))),
+    match outcome {
+        ImageOutcome::Classified(classification) => Ok(*classification),
+        ImageOutcome::Failed { error } => Err(ImageError::internal(error)),
+        ImageOutcome::Skipped { skipped } => Err(ImageError::internal(format!("{name}: {skipped}"))),
     }
 }
 

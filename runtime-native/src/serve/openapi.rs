@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, generated: operations and response schemas come from the handlers'
 //! `#[utoipa::path]` and the answer types; request bodies, which the handlers parse by hand from
-//! the raw request, are described here from the media types [`super::input`] and
+//! the raw request, are described here from the media types [`super::input`] (with
+//! `spamlens-request`) and
 //! [`super::mail`] accept; the bearer security appears when the server runs with `--token-file`.
 
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Components, OpenApi, Ref, RefOr, Required, Schema};
 
+use spamlens_request::ClassifyJson;
+
 use super::error::ErrorBody;
-use super::input::ClassifyJson;
 
 /// The image media types `POST /v1/classify` takes as a raw body (the decoder's formats; the
 /// server reads the format from the bytes, so any `image/*` type is taken).

@@ -58,10 +58,15 @@ fn cla_ann_state_seeds() {
     replay("cla_ann_state");
 }
 
+#[test]
+fn classify_request_seeds() {
+    replay("classify_request");
+}
+
 /// Every target in `fuzz/checks.rs` has a replay test above (and so a seeds folder).
 #[test]
 fn every_target_is_replayed() {
-    let replayed = ["decode_image", "parse_email", "mbox", "html_scanner", "cla_ann_state"];
+    let replayed = ["decode_image", "parse_email", "mbox", "html_scanner", "cla_ann_state", "classify_request"];
     let targets: Vec<&str> = checks::TARGETS.iter().map(|(name, _)| *name).collect();
     assert_eq!(targets, replayed);
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fuzz_targets");
