@@ -73,6 +73,10 @@ pub enum Error {
     #[error("text filter: {reason}")]
     TextFilter { reason: String },
 
+    /// A message-verdict rule has a setting out of its range (names the setting).
+    #[error("verdict rule: {reason}")]
+    VerdictRule { reason: String },
+
     /// The OCR engine could not read the image (the image still gets its image-only verdict).
     #[error("{input}: OCR failed: {reason}")]
     Ocr { input: String, reason: String },

@@ -12,6 +12,7 @@ use crate::cla_ann::TextLabel;
 
 /// Email.cz's user reactions (the first paper, section 5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Reaction {
     /// Moved to spam.
     #[serde(rename = "USER_MESSAGE_MARK_SPAM")]
@@ -49,6 +50,7 @@ impl Reaction {
 
 /// One image the user reacted to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedbackImage {
     /// sha256 of the image bytes (the key that joins reactions of many users to one image).
     pub sha256: String,

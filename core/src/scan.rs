@@ -27,7 +27,8 @@ use crate::ocr::TextReading;
 
 /// How the parts' results become the message's verdict (see the module docs for the order).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
 pub struct VerdictRule {
     /// An image with at least this spam probability makes the message spam; `None`: an image
     /// labelled spam by the model (its own operating point) does.
@@ -50,6 +51,7 @@ impl Default for VerdictRule {
 
 /// One image of a message and what the classifier said of it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageResult {
     /// The image's name in the message.
     pub name: String,
@@ -66,32 +68,40 @@ pub struct ImageResult {
     pub outcome: ImageOutcome,
 }
 
+/// What the classifier says of one image that was read and scored.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Classification {
+    /// The label at the model's operating point (fused when the image's text was read).
+    pub label: String,
+    /// Every class's probability, in model order (fused when the image's text was read).
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, f64>))]
+    pub probabilities: serde_json::Map<String, serde_json::Value>,
+    /// A fused model's image-only probabilities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::BTreeMap<String, f64>>))]
+    pub image_probabilities: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What OCR read in the image and what the text alone says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextReading>,
+    /// Why the image's text could not be read (it was decided by the image alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr_problem: Option<String>,
+    /// Decoded width in pixels.
+    pub width: u32,
+    /// Decoded height in pixels.
+    pub height: u32,
+    /// Detected format.
+    pub format: String,
+}
+
 /// An image's label and probabilities, or the error that stopped it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum ImageOutcome {
     /// Classified.
-    Classified {
-        /// The label at the model's operating point.
-        label: String,
-        /// Every class's probability, in model order (fused when the image's text was read).
-        probabilities: serde_json::Map<String, serde_json::Value>,
-        /// A fused model's image-only probabilities.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        image_probabilities: Option<serde_json::Map<String, serde_json::Value>>,
-        /// What OCR read in the image and what the text alone says.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        text: Option<Box<TextReading>>,
-        /// Why the image's text could not be read (it was decided by the image alone).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        ocr_problem: Option<String>,
-        /// Decoded width.
-        width: u32,
-        /// Decoded height.
-        height: u32,
-        /// Detected format.
-        format: String,
-    },
+    Classified(Box<Classification>),
     /// Not classified.
     Failed {
         /// What went wrong, naming the image.
@@ -117,19 +127,16 @@ impl ImageOutcome {
                 let map = |pairs: &[(String, f32)]| -> serde_json::Map<String, serde_json::Value> {
                     pairs.iter().map(|(l, p)| (l.clone(), serde_json::json!(p))).collect()
                 };
-                ImageOutcome::Classified {
+                ImageOutcome::Classified(Box::new(Classification {
                     probabilities: map(&v.probabilities),
                     image_probabilities: v.image_probabilities.as_deref().map(map),
-                    text: v
-                        .text
-                        .as_ref()
-                        .map(|t| Box::new(TextReading::new(t, v.text_probabilities.as_deref().map(map)))),
+                    text: v.text.as_ref().map(|t| TextReading::new(t, v.text_probabilities.as_deref().map(map))),
                     ocr_problem,
                     label: v.label,
                     width: v.width,
                     height: v.height,
                     format: v.format.to_string(),
-                }
+                }))
             }
             Err(e) => ImageOutcome::Failed { error: e.to_string() },
         }
@@ -138,21 +145,21 @@ impl ImageOutcome {
     /// The text OCR read in the image, if any.
     pub fn text(&self) -> Option<&str> {
         match self {
-            ImageOutcome::Classified { text: Some(t), .. } => Some(&t.text),
+            ImageOutcome::Classified(c) => c.text.as_ref().map(|t| t.text.as_str()),
             _ => None,
         }
     }
 
     fn label(&self) -> Option<&str> {
         match self {
-            ImageOutcome::Classified { label, .. } => Some(label),
+            ImageOutcome::Classified(c) => Some(&c.label),
             _ => None,
         }
     }
 
     fn probability(&self, class: &str) -> Option<f64> {
         match self {
-            ImageOutcome::Classified { probabilities, .. } => probabilities.get(class).and_then(|v| v.as_f64()),
+            ImageOutcome::Classified(c) => c.probabilities.get(class).and_then(|v| v.as_f64()),
             _ => None,
         }
     }
@@ -160,10 +167,13 @@ impl ImageOutcome {
 
 /// The message's verdict and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageVerdict {
     /// `spam`, `ham` or `ad`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(spam|ham|ad)$"))]
     pub label: String,
     /// `image`, `text`, `image+text` or `none`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^(image|text|image\+text|none)$"))]
     pub decided_by: String,
     /// The reason in words.
     pub reason: String,
@@ -171,6 +181,7 @@ pub struct MessageVerdict {
 
 /// Everything spamlens found in one message.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageScan {
     /// The caller's name for the message (a path, `upload`, `mbox line 1234`).
     pub message: String,
@@ -277,7 +288,7 @@ pub fn combine(text: Option<&TextScore>, images: &[ImageResult], rule: &VerdictR
                     reason: format!("image '{}' is an ad (p = {p:.3} {})", image.name, cut(rule.image_ad_threshold)),
                 };
             }
-            let classified = images.iter().filter(|i| matches!(i.outcome, ImageOutcome::Classified { .. })).count();
+            let classified = images.iter().filter(|i| matches!(i.outcome, ImageOutcome::Classified(_))).count();
             let text_part = match text {
                 Some(t) if rule.use_text => format!("text score {:.3} ≤ threshold {:.3}", t.score, t.threshold),
                 _ => "no text filter".to_owned(),
@@ -346,7 +357,7 @@ pub fn check_rule(rule: &VerdictRule) -> Result<()> {
         if let Some(value) = value
             && !(0.0..=1.0).contains(&value)
         {
-            return Err(Error::TextFilter { reason: format!("{what} {value} is outside 0..=1") });
+            return Err(Error::VerdictRule { reason: format!("{what} {value} is outside 0..=1") });
         }
     }
     Ok(())
@@ -368,7 +379,7 @@ mod tests {
         } else {
             "ham"
         };
-        ImageOutcome::Classified {
+        ImageOutcome::Classified(Box::new(Classification {
             label: label.into(),
             probabilities,
             image_probabilities: None,
@@ -377,7 +388,7 @@ mod tests {
             width: 1,
             height: 1,
             format: "PNG".into(),
-        }
+        }))
     }
 
     fn image(name: &str, outcome: ImageOutcome) -> ImageResult {
@@ -427,8 +438,8 @@ mod tests {
         // The model's own label counts by default: an image labelled ham at p(spam) 0.9 (a model
         // whose spam threshold is higher) does not make the message spam.
         let mut cautious = spam_img.clone();
-        if let ImageOutcome::Classified { label, .. } = &mut cautious.outcome {
-            *label = "ham".into();
+        if let ImageOutcome::Classified(classified) = &mut cautious.outcome {
+            classified.label = "ham".into();
         }
         assert_eq!(combine(None, std::slice::from_ref(&cautious), &rule).label, "ham");
         let lenient = VerdictRule { image_spam_threshold: Some(0.5), ..rule };
@@ -441,5 +452,19 @@ mod tests {
         let err = check_rule(&VerdictRule { image_spam_threshold: Some(1.5), ..VerdictRule::default() })
             .expect_err("refused");
         assert!(err.to_string().contains("image spam threshold 1.5"), "{err}");
+    }
+
+    #[test]
+    fn rules_out_of_range_or_misspelt_are_refused() {
+        let rule = VerdictRule { image_spam_threshold: Some(1.5), ..VerdictRule::default() };
+        let err = check_rule(&rule).expect_err("refused");
+        assert_eq!(err.to_string(), "verdict rule: image spam threshold 1.5 is outside 0..=1");
+        assert!(check_rule(&VerdictRule { image_ad_threshold: Some(0.7), ..rule }).is_err());
+        let fixed = VerdictRule { image_spam_threshold: Some(0.9), image_ad_threshold: Some(0.7), ..rule };
+        assert!(check_rule(&fixed).is_ok());
+        let misspelt = serde_json::from_str::<VerdictRule>(r#"{"image_spam_treshold": 0.9}"#).expect_err("refused");
+        assert!(misspelt.to_string().contains("unknown field `image_spam_treshold`"), "{misspelt}");
+        let partial: VerdictRule = serde_json::from_str(r#"{"use_text": false}"#).expect("defaults fill the rest");
+        assert_eq!(partial, VerdictRule { use_text: false, ..VerdictRule::default() });
     }
 }

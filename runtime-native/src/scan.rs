@@ -17,18 +17,14 @@ use crate::reading::{Ocr, OcrArgs};
 
 use crate::reaction_log::{TextScores, log_reaction};
 
-/// The built-in text filter: CLA_ANN trained on the SpamAssassin public corpus by the command in
-/// `models/default/TEXT_FILTER.md`.
-pub const DEFAULT_TEXT_FILTER: &[u8] = include_bytes!("../../models/default/text-filter.json");
-
-/// Loads the text filter at `path`, or the built-in one.
+/// Loads the text filter at `path`, or the built-in one (`ClaAnn::builtin`).
 pub fn load_text_filter(path: Option<&Path>) -> Result<ClaAnn> {
     match path {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("reading text filter {}", path.display()))?;
             Ok(ClaAnn::from_json(&bytes, &path.display().to_string())?)
         }
-        None => Ok(ClaAnn::from_json(DEFAULT_TEXT_FILTER, "built-in text filter")?),
+        None => Ok(ClaAnn::builtin()?),
     }
 }
 
@@ -229,7 +225,7 @@ fn write_scan(out: &mut impl Write, result: &Result<MessageScan, String>, json: 
             let spam_images = scan
                 .images
                 .iter()
-                .filter(|i| matches!(&i.outcome, spamlens_core::scan::ImageOutcome::Classified { label, .. } if label == "spam"))
+                .filter(|i| matches!(&i.outcome, spamlens_core::scan::ImageOutcome::Classified(c) if c.label == "spam"))
                 .count();
             writeln!(
                 out,

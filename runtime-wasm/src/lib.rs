@@ -20,7 +20,7 @@ use spamlens_core::classifier::{
 use spamlens_core::email::{self, EmailLimits, ImageSource};
 use spamlens_core::feedback::{FeedbackImage, FeedbackRecord, Reaction};
 use spamlens_core::ocr::{EngineWord, OcrContract, OcrText};
-use spamlens_core::scan::{self, ImageOutcome, ImageResult, VerdictRule, check_rule, sha256_hex};
+use spamlens_core::scan::{self, Classification, ImageOutcome, ImageResult, VerdictRule, check_rule, sha256_hex};
 use spamlens_core::{
     Classifier as CoreClassifier, ImageReading, ModelOptions, PreparedImage as CorePreparedImage, Verdict,
 };
@@ -584,8 +584,8 @@ fn parse_rule(value: JsValue) -> Result<VerdictRule, JsError> {
     }
     let rule: VerdictRule = from_js(value, "rule")?;
     check_rule(&rule).map_err(|e| match e {
-        // core reports a bad rule as a text filter setting; here it is the rule argument.
-        spamlens_core::Error::TextFilter { reason } => JsError::new(&format!("rule: {reason}")),
+        // Named after the argument the caller passed.
+        spamlens_core::Error::VerdictRule { reason } => JsError::new(&format!("rule: {reason}")),
         other => JsError::new(&format!("rule: {other}")),
     })?;
     Ok(rule)
@@ -658,7 +658,7 @@ impl VerdictImage {
                 if let Some((class, p)) = probabilities.iter().find(|(_, p)| !(0.0..=1.0).contains(*p)) {
                     return Err(format!("images[{index}] ('{name}'): probabilities.{class} = {p} is not within 0..=1"));
                 }
-                ImageOutcome::Classified {
+                ImageOutcome::Classified(Box::new(Classification {
                     label,
                     probabilities: probabilities.into_iter().map(|(class, p)| (class, serde_json::json!(p))).collect(),
                     image_probabilities: None,
@@ -667,7 +667,7 @@ impl VerdictImage {
                     width: 0,
                     height: 0,
                     format: String::new(),
-                }
+                }))
             }
             _ => {
                 return Err(format!(
@@ -711,9 +711,6 @@ pub fn message_verdict(images: JsValue, rule: JsValue) -> Result<JsValue, JsErro
     to_js(&scan::combine(None, &results, &rule))
 }
 
-/// The built-in text filter (CLA_ANN trained on SpamAssassin, `models/default/TEXT_FILTER.md`).
-const BUILTIN_TEXT_FILTER: &[u8] = include_bytes!("../../models/default/text-filter.json");
-
 /// A user's CLA_ANN text filter: scores a message's text and learns from "mark as spam / not
 /// spam". Its state is JSON (`toJson` / `fromJson`) so the page can keep it per user (IndexedDB).
 #[wasm_bindgen]
@@ -723,9 +720,9 @@ pub struct TextFilter {
 
 #[wasm_bindgen]
 impl TextFilter {
-    /// The built-in filter.
+    /// The built-in filter (CLA_ANN trained on SpamAssassin, `models/default/TEXT_FILTER.md`).
     pub fn builtin() -> Result<TextFilter, JsError> {
-        Ok(TextFilter { inner: ClaAnn::from_json(BUILTIN_TEXT_FILTER, "built-in text filter")? })
+        Ok(TextFilter { inner: ClaAnn::builtin()? })
     }
 
     /// A filter from a state saved by `toJson` (or `spamlens feedback`); `name` names it in errors.

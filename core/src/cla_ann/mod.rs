@@ -140,6 +140,7 @@ impl Counts {
 
 /// The label of a message, for training and feedback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TextLabel {
     /// Unsolicited mail.
@@ -170,6 +171,7 @@ impl std::fmt::Display for TextLabel {
 
 /// The filter's judgement of one message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextScore {
     /// Mean weight of the matched innate layers (0 when none matched).
     pub score: f64,
@@ -247,6 +249,43 @@ struct ClaAnnState {
 /// The `format` tag of a serialised filter.
 pub const STATE_FORMAT: &str = "spamlens.cla_ann.v1";
 
+/// The built-in filter's saved state: CLA_ANN trained on the SpamAssassin public corpus by the
+/// command in `models/default/TEXT_FILTER.md`. Compiled in once, here, so that the CLI, the server
+/// and the browser package score text with no file to ship; [`ClaAnn::builtin`] loads it.
+pub const BUILTIN_STATE: &[u8] = include_bytes!("../../../models/default/text-filter.json");
+
+/// Most corrections one feedback message may apply ([`ClaAnnConfig::feedback_max_steps`]): each is
+/// a pass over the message's tokens, so a loaded state cannot make one "mark as spam" run for long.
+pub const MAX_FEEDBACK_STEPS: u32 = 1000;
+
+impl ClaAnnConfig {
+    /// Why these settings cannot run a filter (a number out of its range), if they cannot.
+    fn problem(&self) -> Option<String> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Some(format!("threshold {} is outside 0..=1", self.threshold));
+        }
+        for (name, value) in [
+            ("learning_rate", self.learning_rate),
+            ("desired_spam", self.desired_spam),
+            ("desired_ham", self.desired_ham),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Some(format!("{name} {value} is outside 0..=1"));
+            }
+        }
+        if !self.spam_increment.is_finite() || self.spam_increment <= 0.0 {
+            return Some(format!("spam_increment {} is not a positive number", self.spam_increment));
+        }
+        if self.feedback_max_steps > MAX_FEEDBACK_STEPS {
+            return Some(format!(
+                "feedback_max_steps {} is over the limit of {MAX_FEEDBACK_STEPS}",
+                self.feedback_max_steps
+            ));
+        }
+        None
+    }
+}
+
 impl TryFrom<ClaAnnState> for ClaAnn {
     type Error = String;
     fn try_from(state: ClaAnnState) -> std::result::Result<Self, String> {
@@ -258,8 +297,8 @@ impl TryFrom<ClaAnnState> for ClaAnn {
         {
             return Err(format!("layer '{}' has invalid numbers", bad.token));
         }
-        if !(0.0..=1.0).contains(&state.config.threshold) {
-            return Err(format!("threshold {} is outside 0..=1", state.config.threshold));
+        if let Some(problem) = state.config.problem() {
+            return Err(problem);
         }
         let index = state.innate.iter().enumerate().map(|(i, l)| (l.token.clone(), i)).collect();
         Ok(ClaAnn {
@@ -343,6 +382,9 @@ impl Library {
     /// Prunes the library and keeps the top `config.input_layers` layers as the innate layer.
     /// Fails when the training data holds no spam or no ham message.
     pub fn into_filter(self, config: ClaAnnConfig) -> Result<ClaAnn> {
+        if let Some(problem) = config.problem() {
+            return Err(Error::TextFilter { reason: format!("text filter settings: {problem}") });
+        }
         if self.spam_messages == 0 || self.ham_messages == 0 {
             return Err(Error::TextFilter {
                 reason: format!(
@@ -423,6 +465,11 @@ impl ClaAnn {
             library.add_ham(tokens);
         }
         library.into_filter(config)
+    }
+
+    /// The built-in filter ([`BUILTIN_STATE`]).
+    pub fn builtin() -> Result<ClaAnn> {
+        Self::from_json(BUILTIN_STATE, "built-in text filter")
     }
 
     /// Reads a filter saved by [`ClaAnn::to_json`]; `input` names the file in errors.

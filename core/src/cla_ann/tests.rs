@@ -162,6 +162,33 @@ fn state_round_trips_and_bad_state_is_refused() {
     let bad_threshold = text.replace("\"threshold\":0.5", "\"threshold\":7.0");
     let err = ClaAnn::from_json(bad_threshold.as_bytes(), "s.json").expect_err("refused");
     assert!(err.to_string().contains("outside 0..=1"), "{err}");
+    // A state whose feedback would loop long (or run backwards) is refused at load.
+    let steps = text.replace("\"feedback_max_steps\":20", "\"feedback_max_steps\":4000000000");
+    assert_ne!(steps, text, "the state holds feedback_max_steps");
+    let err = ClaAnn::from_json(steps.as_bytes(), "s.json").expect_err("refused");
+    assert!(err.to_string().contains("s.json: not a spamlens CLA_ANN state: feedback_max_steps 4000000000"), "{err}");
+    let rate = text.replace("\"learning_rate\":0.05", "\"learning_rate\":-3.0");
+    assert_ne!(rate, text, "the state holds learning_rate");
+    let err = ClaAnn::from_json(rate.as_bytes(), "s.json").expect_err("refused");
+    assert!(err.to_string().contains("learning_rate -3 is outside 0..=1"), "{err}");
+}
+
+#[test]
+fn training_refuses_settings_a_saved_state_could_not_load() {
+    let config = ClaAnnConfig { feedback_max_steps: MAX_FEEDBACK_STEPS + 1, ..small_config() };
+    let err = ClaAnn::train(config, &[toks("cheap pills")], &[toks("lunch")]).expect_err("refused");
+    assert!(err.to_string().contains("feedback_max_steps"), "{err}");
+}
+
+#[test]
+fn the_builtin_filter_loads_and_tells_spam_from_ham() {
+    let filter = ClaAnn::builtin().expect("the built-in state loads");
+    let spam =
+        filter.tokens("Cheap meds online", "Buy viagra cheap now! Click here to order, limited offer, free shipping");
+    let ham =
+        filter.tokens("Re: patch review", "Thanks, I applied the patch to the kernel tree and ran the tests again");
+    let (spam, ham) = (filter.score(&spam), filter.score(&ham));
+    assert!(spam.score > ham.score, "spam {} vs ham {}", spam.score, ham.score);
 }
 
 #[test]

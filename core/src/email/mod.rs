@@ -62,6 +62,7 @@ impl Default for EmailLimits {
 
 /// How an image came with the message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ImageSource {
     /// A MIME part that the HTML does not link (shown as an attachment).

@@ -9,6 +9,7 @@ use super::{OcrImageSpec, TextFeaturizer};
 
 /// One language's trained data, by content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrainedData {
     /// Tesseract's language code (`eng`, `rus`, `chi_sim`).
     pub language: String,
@@ -18,6 +19,7 @@ pub struct TrainedData {
 
 /// The OCR side of a fused model's contract (`spamlens.ocr` metadata, JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OcrContract {
     /// Engine family (`tesseract`).
     pub engine: String,
@@ -41,6 +43,7 @@ pub struct OcrContract {
 
 /// What a running engine is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EngineIdentity {
     /// Engine family (`tesseract`).
     pub engine: String,

@@ -26,6 +26,7 @@ pub const CONFIDENT: f32 = 60.0;
 
 /// What the text of an image looks like as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LayoutMeasures {
     /// Words read.
     pub words: usize,

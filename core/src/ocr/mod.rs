@@ -38,12 +38,14 @@ pub struct EngineWord {
 
 /// One recognised word in the coordinates of the decoded image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OcrWord {
     /// The recognised text.
     pub text: String,
     /// The engine's confidence, 0–100.
     pub confidence: f32,
     /// Bounding box: left, top, right, bottom (exclusive), in decoded-image pixels.
+    #[cfg_attr(feature = "openapi", schema(min_items = 4, max_items = 4))]
     pub bbox: [u32; 4],
     /// Text line index (reading order).
     pub line: u32,
@@ -98,11 +100,13 @@ impl OcrText {
 
 /// What OCR read in an image, as the outputs show it (CLI JSON, the server, the browser).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextReading {
     /// The text: words joined by spaces, lines by newlines.
     pub text: String,
     /// The text-only probabilities of a fused model.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::BTreeMap<String, f64>>))]
     pub probabilities: Option<serde_json::Map<String, serde_json::Value>>,
     /// Layout measures.
     pub layout: LayoutMeasures,

@@ -18,7 +18,7 @@ use spamlens_core::email::{EmailLimits, ParsedEmail, parse_email};
 use spamlens_core::feedback::Reaction;
 use spamlens_core::scan::{ImageOutcome, VerdictRule, image_text_appended, message_text, scan_parts};
 
-use super::api::{FeedbackResponse, LoggedImage, ScanResponse, TextFilterInfo};
+use super::api::{FeedbackResponse, ScanResponse, TextFilterInfo};
 use super::body::{declared_length, discard_body, read_body};
 use super::error::{ApiError, ErrorCode};
 use super::handlers::round_millis;
@@ -79,7 +79,7 @@ impl MailState {
             merges: filter.merges(),
             state_file: self.state_file.as_ref().map(|p| p.display().to_string()),
             feedback_log: self.feedback_dir.as_ref().map(|p| p.display().to_string()),
-            rule: self.rule.into(),
+            rule: self.rule,
         }
     }
 }
@@ -171,12 +171,12 @@ pub async fn scan(state: &AppState, ready: &Arc<Ready>, request: Request) -> Res
     };
     let scan = scan_parts(&name, parsed, Some(text), outcomes, &mail.rule);
     for image in &scan.images {
-        if let ImageOutcome::Classified { label, .. } = &image.outcome {
-            state.metrics.image(label);
+        if let ImageOutcome::Classified(classified) = &image.outcome {
+            state.metrics.image(&classified.label);
         }
     }
     let model = ready.classifier.model().sha256().to_owned();
-    Ok(Json(ScanResponse::new(scan, model, round_millis(started.elapsed()))))
+    Ok(Json(ScanResponse { scan, model, millis: round_millis(started.elapsed()) }))
 }
 
 async fn classify_image(state: &AppState, ready: &Arc<Ready>, bytes: Vec<u8>, name: String) -> ImageOutcome {
@@ -272,15 +272,15 @@ pub async fn feedback(state: &AppState, request: Request) -> Result<Json<Feedbac
     };
     Ok(Json(FeedbackResponse {
         message: name,
-        label: label.into(),
-        reaction: Reaction::for_label(label).into(),
-        before: outcome.before.into(),
-        after: outcome.after.into(),
+        label,
+        reaction: Reaction::for_label(label),
+        before: outcome.before,
+        after: outcome.after,
         steps: outcome.steps,
         new_adaptive_tokens: outcome.new_adaptive_tokens,
         merged: outcome.merged,
         state_saved: saved,
         logged: logged.is_some(),
-        images: logged.map(|r| r.images.into_iter().map(LoggedImage::from).collect()).unwrap_or_default(),
+        images: logged.map(|r| r.images).unwrap_or_default(),
     }))
 }
