@@ -197,7 +197,7 @@ fn json_images(body: &[u8]) -> Result<Vec<RequestImage>, RequestError> {
 }
 
 /// Standard base64 (padding optional, whitespace ignored), also inside a `data:...;base64,` URI.
-pub fn decode_base64(data: &str, name: &str) -> Result<Bytes, BadImageData> {
+fn decode_base64(data: &str, name: &str) -> Result<Bytes, BadImageData> {
     let payload = match data.strip_prefix("data:") {
         Some(uri) => uri.split_once(";base64,").map_or("", |(_, payload)| payload),
         None => data,
