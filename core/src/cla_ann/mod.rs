@@ -491,10 +491,11 @@ impl ClaAnn {
 
     /// Changes the spam threshold (must lie in 0..=1).
     pub fn set_threshold(&mut self, threshold: f64) -> Result<()> {
-        if !(0.0..=1.0).contains(&threshold) || threshold.is_nan() {
-            return Err(Error::TextFilter { reason: format!("threshold {threshold} is outside 0..=1") });
+        let config = ClaAnnConfig { threshold, ..self.config.clone() };
+        if let Some(reason) = config.problem() {
+            return Err(Error::TextFilter { reason });
         }
-        self.config.threshold = threshold;
+        self.config = config;
         Ok(())
     }
 

@@ -178,6 +178,16 @@ fn training_refuses_settings_a_saved_state_could_not_load() {
     let config = ClaAnnConfig { feedback_max_steps: MAX_FEEDBACK_STEPS + 1, ..small_config() };
     let err = ClaAnn::train(config, &[toks("cheap pills")], &[toks("lunch")]).expect_err("refused");
     assert!(err.to_string().contains("feedback_max_steps"), "{err}");
+
+    // A threshold changed later is held to the same range, and a refused one leaves the old.
+    let mut filter = ClaAnn::train(small_config(), &[toks("cheap pills")], &[toks("lunch")]).expect("trains");
+    for bad in [1.5, -0.1, f64::NAN] {
+        let err = filter.set_threshold(bad).expect_err("refused");
+        assert!(err.to_string().contains("is outside 0..=1"), "{bad}: {err}");
+        assert_eq!(filter.config().threshold, 0.5);
+    }
+    filter.set_threshold(0.8).expect("in range");
+    assert_eq!(filter.config().threshold, 0.8);
 }
 
 #[test]

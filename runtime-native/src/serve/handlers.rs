@@ -124,11 +124,7 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     ),
 )]
 pub(super) async fn classify(State(state): State<Shared>, request: Request) -> Response {
-    let ready = match state.ready() {
-        Ok(ready) => ready,
-        Err(e) => return e.into_response(),
-    };
-    guarded(&state, classify_request(&state, &ready, request)).await
+    guarded(&state, async { classify_request(&state, &state.ready()?, request).await }).await
 }
 
 /// `POST /v1/scan`.
@@ -152,11 +148,7 @@ pub(super) async fn classify(State(state): State<Shared>, request: Request) -> R
     ),
 )]
 pub(super) async fn scan(State(state): State<Shared>, request: Request) -> Response {
-    let ready = match state.ready() {
-        Ok(ready) => ready,
-        Err(e) => return e.into_response(),
-    };
-    guarded(&state, mail::scan(&state, &ready, request)).await
+    guarded(&state, async { mail::scan(&state, &state.ready()?, request).await }).await
 }
 
 /// `POST /v1/feedback`.

@@ -99,6 +99,11 @@ impl TaskFolds {
     pub fn views(&self) -> Vec<&LabelledFeatures> {
         std::iter::once(&self.data).chain(self.scoring.as_ref()).collect()
     }
+
+    /// The rows (indices into `data`) one outer fold trains on and the rows it holds out.
+    pub fn split_rows(&self, fold: usize) -> (Vec<usize>, Vec<usize>) {
+        (0..self.folds.len()).partition(|&r| self.folds[r] != fold)
+    }
 }
 
 /// Splits one task into group-aware outer folds; a task of fewer than two classes is refused.
@@ -144,14 +149,13 @@ pub fn cross_validate_views(
     let started = std::time::Instant::now();
     let split = task_folds(pool, task, cv)?;
     let views = split.views();
-    let TaskFolds { rows, data, groups, folds, .. } = &split;
+    let TaskFolds { rows, data, groups, .. } = &split;
     let classes = data.classes.len();
     let mut probabilities = vec![vec![0.0f32; data.len() * classes]; views.len()];
     let mut threshold_of_row = vec![None; data.len()];
     let (mut fold_thresholds, mut fold_temperatures, mut fold_epochs) = (Vec::new(), Vec::new(), Vec::new());
     for fold in 0..cv.folds {
-        let train_rows: Vec<usize> = (0..data.len()).filter(|&r| folds[r] != fold).collect();
-        let test_rows: Vec<usize> = (0..data.len()).filter(|&r| folds[r] == fold).collect();
+        let (train_rows, test_rows) = split.split_rows(fold);
         let fitted = fit_recipe(data, &train_rows, groups, &cv.recipe, device, cv.seed.wrapping_add(fold as u64 + 1))?;
         for (view, out) in views.iter().zip(&mut probabilities) {
             let p = fitted.weights.probabilities(&view.gather(&test_rows));

@@ -41,7 +41,7 @@ pub fn cross_validate_fused(
     let started = std::time::Instant::now();
     let split = task_folds(pool, task, cv)?;
     let views = split.views();
-    let TaskFolds { rows, data, groups, folds, .. } = &split;
+    let TaskFolds { rows, data, groups, .. } = &split;
     let (texts, read) = text_inputs(pool, rows, text_recipe)?;
     let classes = data.classes.len();
     let n = data.len();
@@ -59,8 +59,7 @@ pub fn cross_validate_fused(
     let mut fold_temperatures: [Vec<f32>; 3] = Default::default();
     let mut fold_epochs = Vec::new();
     for fold in 0..cv.folds {
-        let train_rows: Vec<usize> = (0..n).filter(|&r| folds[r] != fold).collect();
-        let test_rows: Vec<usize> = (0..n).filter(|&r| folds[r] == fold).collect();
+        let (train_rows, test_rows) = split.split_rows(fold);
         let fitted = fit_fused(
             data,
             &texts,
