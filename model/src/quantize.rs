@@ -99,31 +99,11 @@ pub fn quantize_conv_weights(bytes: &[u8], name: &str) -> Result<(Vec<u8>, Quant
         squared_error += quantized.sum_squared_relative_error;
 
         let weight = tensor.name.clone();
-        let (q_name, scale_name, zero_name) =
-            (format!("{weight}.int8"), format!("{weight}.scale"), format!("{weight}.zero_point"));
-        initializers.push(pb::TensorProto {
-            name: q_name.clone(),
-            dims: tensor.dims.clone(),
-            data_type: pb::tensor_proto::DataType::Int8 as i32,
-            raw_data: quantized.values.iter().map(|&q| q as u8).collect(),
-            ..Default::default()
-        });
-        initializers.push(pb::TensorProto {
-            name: scale_name.clone(),
-            dims: vec![channels as i64],
-            data_type: pb::tensor_proto::DataType::Float as i32,
-            raw_data: quantized.scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
-            ..Default::default()
-        });
-        initializers.push(pb::TensorProto {
-            name: zero_name.clone(),
-            dims: vec![channels as i64],
-            data_type: pb::tensor_proto::DataType::Int8 as i32,
-            raw_data: vec![0; channels],
-            ..Default::default()
-        });
+        let quantized_weights = quantized.initializers(&weight, tensor.dims.clone());
+        let names = quantized_weights.iter().map(|t| t.name.clone()).collect();
+        initializers.extend(quantized_weights);
         dequantize_nodes.push(pb::NodeProto {
-            input: vec![q_name, scale_name, zero_name],
+            input: names,
             output: vec![weight.clone()],
             name: format!("{weight}.dequantize"),
             op_type: "DequantizeLinear".to_owned(),
@@ -170,6 +150,38 @@ pub(crate) struct PerChannel {
     pub(crate) scales: Vec<f32>,
     max_relative_error: f32,
     sum_squared_relative_error: f64,
+}
+
+impl PerChannel {
+    /// The initialisers a `DequantizeLinear` or `QLinearConv` reads for the weights `weight` of
+    /// shape `dims`: `<weight>.int8`, `<weight>.scale` (one per channel) and `<weight>.zero_point`
+    /// (all 0, symmetric), in that order.
+    pub(crate) fn initializers(&self, weight: &str, dims: Vec<i64>) -> [pb::TensorProto; 3] {
+        let channels = self.scales.len();
+        [
+            pb::TensorProto {
+                name: format!("{weight}.int8"),
+                dims,
+                data_type: pb::tensor_proto::DataType::Int8 as i32,
+                raw_data: self.values.iter().map(|&q| q as u8).collect(),
+                ..Default::default()
+            },
+            pb::TensorProto {
+                name: format!("{weight}.scale"),
+                dims: vec![channels as i64],
+                data_type: pb::tensor_proto::DataType::Float as i32,
+                raw_data: self.scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
+                ..Default::default()
+            },
+            pb::TensorProto {
+                name: format!("{weight}.zero_point"),
+                dims: vec![channels as i64],
+                data_type: pb::tensor_proto::DataType::Int8 as i32,
+                raw_data: vec![0; channels],
+                ..Default::default()
+            },
+        ]
+    }
 }
 
 pub(crate) fn quantize_per_channel(values: &[f32], channels: usize) -> PerChannel {

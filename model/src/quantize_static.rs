@@ -331,28 +331,9 @@ pub fn quantize_static(
                 ..Default::default()
             });
         }
-        let (w_int8, w_scale, w_zero) = (format!("{w}.int8"), format!("{w}.scale"), format!("{w}.zero_point"));
-        added.push(pb::TensorProto {
-            name: w_int8.clone(),
-            dims: weight_dims,
-            data_type: pb::tensor_proto::DataType::Int8 as i32,
-            raw_data: quantized.values.iter().map(|&q| q as u8).collect(),
-            ..Default::default()
-        });
-        added.push(pb::TensorProto {
-            name: w_scale.clone(),
-            dims: vec![channels as i64],
-            data_type: pb::tensor_proto::DataType::Float as i32,
-            raw_data: quantized.scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
-            ..Default::default()
-        });
-        added.push(pb::TensorProto {
-            name: w_zero.clone(),
-            dims: vec![channels as i64],
-            data_type: pb::tensor_proto::DataType::Int8 as i32,
-            raw_data: vec![0; channels],
-            ..Default::default()
-        });
+        let w_initializers = quantized.initializers(&w, weight_dims);
+        let [w_int8, w_scale, w_zero] = w_initializers.each_ref().map(|t| t.name.clone());
+        added.extend(w_initializers);
         let mut inputs = vec![x_int8, x_scale, x_zero, w_int8, w_scale, w_zero, y_scale.clone(), y_zero.clone()];
         if let Some(b) = &bias {
             let tensor = initializers
