@@ -95,6 +95,25 @@ pub struct Classification {
     pub format: String,
 }
 
+impl From<ImageReading> for Classification {
+    /// What the outputs show of a verdict: probabilities keyed by class, the text read, the size.
+    fn from(ImageReading { verdict: v, ocr_problem }: ImageReading) -> Self {
+        let map = |pairs: &[(String, f32)]| -> serde_json::Map<String, serde_json::Value> {
+            pairs.iter().map(|(l, p)| (l.clone(), serde_json::json!(p))).collect()
+        };
+        Classification {
+            probabilities: map(&v.probabilities),
+            image_probabilities: v.image_probabilities.as_deref().map(map),
+            text: v.text.as_ref().map(|t| TextReading::new(t, v.text_probabilities.as_deref().map(map))),
+            ocr_problem,
+            label: v.label,
+            width: v.width,
+            height: v.height,
+            format: v.format.to_string(),
+        }
+    }
+}
+
 /// An image's label and probabilities, or the error that stopped it.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -123,21 +142,7 @@ impl ImageOutcome {
     /// The outcome of reading and classifying an image ([`Classifier::read_and_classify`]).
     pub fn from_reading(result: Result<ImageReading>) -> Self {
         match result {
-            Ok(ImageReading { verdict: v, ocr_problem }) => {
-                let map = |pairs: &[(String, f32)]| -> serde_json::Map<String, serde_json::Value> {
-                    pairs.iter().map(|(l, p)| (l.clone(), serde_json::json!(p))).collect()
-                };
-                ImageOutcome::Classified(Box::new(Classification {
-                    probabilities: map(&v.probabilities),
-                    image_probabilities: v.image_probabilities.as_deref().map(map),
-                    text: v.text.as_ref().map(|t| TextReading::new(t, v.text_probabilities.as_deref().map(map))),
-                    ocr_problem,
-                    label: v.label,
-                    width: v.width,
-                    height: v.height,
-                    format: v.format.to_string(),
-                }))
-            }
+            Ok(reading) => ImageOutcome::Classified(Box::new(reading.into())),
             Err(e) => ImageOutcome::Failed { error: e.to_string() },
         }
     }

@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use spamlens_core::scan::{Classification, ImageOutcome};
+use spamlens_core::scan::Classification;
 
 use super::api::{
     ClassifiedImage, ClassifyResponse, FailedImage, FeedbackResponse, Health, HealthStatus, ImageAnswer, ImageFailure,
@@ -263,15 +263,6 @@ async fn classify_request(
     Ok((status, Json(body)))
 }
 
-/// The classification in an outcome of one image that was read and scored.
-fn classification(outcome: ImageOutcome, name: &str) -> Result<Classification, ImageError> {
-    match outcome {
-        ImageOutcome::Classified(classification) => Ok(*classification),
-        ImageOutcome::Failed { error } => Err(ImageError::internal(error)),
-        ImageOutcome::Skipped { skipped } => Err(ImageError::internal(format!("{name}: {skipped}"))),
-    }
-}
-
 async fn classify_one(state: &AppState, ready: &Arc<Ready>, image: NamedImage) -> ImageAnswer {
     let started = Instant::now();
     let name = image.name;
@@ -287,10 +278,9 @@ async fn classify_one(state: &AppState, ready: &Arc<Ready>, image: NamedImage) -
         let (tensor, prepared) = prepared.split();
         let scores = ready.pool.score(tensor, text.clone()).await?;
         let verdict = spamlens_core::Verdict::new(scores, &prepared, text);
-        let outcome = ImageOutcome::from_reading(Ok(spamlens_core::ImageReading { verdict, ocr_problem }));
         Ok(ClassifiedImage {
             name: name.clone(),
-            outcome: classification(outcome, &name)?,
+            outcome: Classification::from(spamlens_core::ImageReading { verdict, ocr_problem }),
             millis: round_millis(started.elapsed()),
             timings: ImageTimings {
                 decode_millis: round_millis(decoded),
